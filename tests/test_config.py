@@ -1,0 +1,123 @@
+"""Configuration: every setting from the environment, clear errors naming the variable."""
+
+import pytest
+
+from gateway.config import ConfigError, Secret, load_settings
+
+
+def test_defaults_run_offline():
+    s = load_settings({})
+    assert s.offline and s.upstream.dialect == "ga"
+    assert s.port == 8080 and s.agent.turn_detection.mode == "server_vad"
+    assert s.stream_token_secret_generated
+
+
+def test_openai_ga_by_default_with_a_key():
+    s = load_settings({"OPENAI_API_KEY": "sk-test-123456"})
+    assert s.upstream.provider == "openai" and s.upstream.dialect == "ga"
+    assert s.upstream.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    headers = dict(s.upstream.headers)
+    assert headers["Authorization"].reveal() == "Bearer sk-test-123456"
+    assert "OpenAI-Beta" not in headers
+    assert "sk-test" not in repr(s)
+
+
+def test_openai_refuses_beta():
+    with pytest.raises(ConfigError, match="REALTIME_DIALECT"):
+        load_settings({"OPENAI_API_KEY": "sk-x-123456", "REALTIME_DIALECT": "beta"})
+
+
+def test_azure_ga_and_preview():
+    ga = load_settings({"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 32,
+                        "AZURE_OPENAI_DEPLOYMENT": "my-rt"})
+    assert ga.upstream.url == "wss://res.openai.azure.com/openai/v1/realtime?model=my-rt"
+    assert ga.upstream.dialect == "ga"
+    assert dict(ga.upstream.headers)["api-key"].reveal() == "k" * 32
+    preview = load_settings({"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/",
+                             "AZURE_OPENAI_API_KEY": "k" * 32, "AZURE_OPENAI_DEPLOYMENT": "my-rt",
+                             "AZURE_OPENAI_API_VERSION": "2025-04-01-preview"})
+    assert preview.upstream.url == ("wss://res.openai.azure.com/openai/realtime?"
+                                    "api-version=2025-04-01-preview&deployment=my-rt")
+    assert preview.upstream.dialect == "beta"
+    assert "OpenAI-Beta" not in dict(preview.upstream.headers)
+    assert preview.upstream.describe() == "wss://res.openai.azure.com/openai/realtime"
+
+
+def test_custom_url_with_dialect_and_auth():
+    s = load_settings({"REALTIME_URL": "ws://127.0.0.1:9000/v1/realtime", "REALTIME_DIALECT": "beta",
+                       "REALTIME_API_KEY": "abcdef123", "REALTIME_AUTH": "api-key"})
+    assert s.upstream.provider == "custom" and s.upstream.dialect == "beta"
+    headers = dict(s.upstream.headers)
+    assert headers["api-key"].reveal() == "abcdef123" and headers["OpenAI-Beta"] == "realtime=v1"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PORT": "http"}, "PORT must be an integer from 1 to 65535 (got 'http')"),
+    ({"PORT": "70000"}, "PORT must be an integer from 1 to 65535"),
+    ({"VAD_THRESHOLD": "2"}, "VAD_THRESHOLD must be a number from 0 to 1"),
+    ({"TURN_DETECTION": "push"}, "TURN_DETECTION must be one of server_vad, semantic_vad, none"),
+    ({"VAD_INTERRUPT_RESPONSE": "maybe"}, "VAD_INTERRUPT_RESPONSE must be true or false"),
+    ({"REALTIME_URL": "https://x"}, "REALTIME_URL must be an absolute wss/ws URL"),
+    ({"PUBLIC_URL": "gw.example.com"}, "PUBLIC_URL must be an absolute https/http URL"),
+    ({"REALTIME_PROVIDER": "openai"}, "OPENAI_API_KEY is required"),
+    ({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 20},
+     "AZURE_OPENAI_DEPLOYMENT is required"),
+    ({"AGENT_INSTRUCTIONS_FILE": "/nonexistent/prompt.txt"}, "AGENT_INSTRUCTIONS_FILE cannot be read"),
+    ({"STREAM_TOKEN_SECRET": "short"}, "STREAM_TOKEN_SECRET must be at least 16"),
+    ({"PORT": "9000", "METRICS_PORT": "9000"}, "METRICS_PORT must differ from PORT"),
+])
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert message in str(info.value)
+
+
+def test_secret_values_never_print_in_error_messages():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REALTIME_URL": "not a url", "REALTIME_API_KEY": "supersecretvalue"})
+    assert "supersecretvalue" not in str(info.value)
+
+
+def test_instructions_from_file_and_agent_settings(tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("You are Ada, the front desk.\n")
+    s = load_settings({"AGENT_INSTRUCTIONS_FILE": str(prompt), "AGENT_VOICE": "marin", "AGENT_GREETING": "Hi!",
+                       "TURN_DETECTION": "semantic_vad", "VAD_EAGERNESS": "high", "NOISE_REDUCTION": "far_field",
+                       "INPUT_TRANSCRIPTION_MODEL": "gpt-4o-transcribe"})
+    a = s.agent
+    assert a.instructions == "You are Ada, the front desk."
+    assert (a.voice, a.greeting, a.noise_reduction) == ("marin", "Hi!", "far_field")
+    assert a.turn_detection.mode == "semantic_vad" and a.turn_detection.eagerness == "high"
+    assert a.transcription_model == "gpt-4o-transcribe"
+
+
+def test_secret_wrapper():
+    s = Secret("hunter2-long")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s) and f"{s}" == "Secret('***')"
+    assert s.reveal() == "hunter2-long"
+
+
+def _env_example() -> dict[str, str]:
+    from pathlib import Path
+
+    out = {}
+    for line in (Path(__file__).parent.parent / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            out[name] = value
+    return out
+
+
+def test_env_example_documents_every_setting_with_its_default():
+    import re
+    from pathlib import Path
+
+    documented = _env_example()
+    source = (Path(__file__).parent.parent / "gateway" / "config.py").read_text()
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
+    assert read - set(documented) == set(), "settings missing from .env.example"
+    assert set(documented) - read == set(), ".env.example lists settings the gateway does not read"
+    # The documented defaults are the defaults.
+    assert load_settings(documented).agent == load_settings({}).agent
+    s, d = load_settings(documented), load_settings({})
+    assert (s.port, s.host, s.drain_timeout_s, s.upstream.provider) == (d.port, d.host, d.drain_timeout_s, "echo")
