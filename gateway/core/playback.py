@@ -1,0 +1,163 @@
+"""What the caller has actually heard: a model of the carrier's playback queue.
+
+Assistant audio is sent to the carrier faster than real time; the carrier queues it and plays it at
+real time, echoing each of our marks when the audio before it has played. The tracker keeps the
+audio sent since the last `clear` as one timeline ("queue position", in ms), anchors that timeline
+on the latest mark echo, and between echoes advances it at real time, waiting for audio that had not
+arrived yet (a playback underrun). From the position it derives how much of each assistant item the
+caller heard, which is what `conversation.item.truncate` must say on barge-in.
+
+Mark names carry a generation id: `clear` bumps the generation, so the marks the carrier flushes
+(and echoes) on `clear` are recognised as not played.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class _Chunk:
+    item_id: str
+    start: float  # queue position where this chunk starts, ms
+    end: float  # queue position where it ends, ms
+    sent_at: float  # when it was sent to the carrier, ms
+
+
+@dataclass(slots=True)
+class ItemPlayback:
+    """One assistant item's audio in the current playback generation."""
+
+    item_id: str
+    content_index: int
+    response_id: str | None
+    sent_ms: float = 0.0
+    played_base_ms: float = 0.0  # audio of chunks already known to be played (pruned)
+    audio_done: bool = False
+    chunks: deque[_Chunk] = field(default_factory=deque)
+
+
+@dataclass(frozen=True, slots=True)
+class HeardItem:
+    item_id: str
+    content_index: int
+    response_id: str | None
+    heard_ms: float
+    sent_ms: float
+    audio_done: bool
+
+
+class PlaybackTracker:
+    def __init__(self) -> None:
+        self.generation = 0
+        self._seq = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._queued_ms = 0.0  # end of the timeline: all audio sent this generation
+        self._anchor_pos = 0.0  # position confirmed by the latest mark echo
+        self._anchor_at: float | None = None  # when that echo arrived
+        self._chunks: deque[_Chunk] = deque()
+        self._pending_marks: dict[int, float] = {}  # mark seq -> queue position at its end
+        self._items: dict[str, ItemPlayback] = {}
+
+    # --- audio going out -------------------------------------------------------------------------
+
+    def sent(
+        self, item_id: str, ms: float, now: float, *, content_index: int = 0, response_id: str | None = None
+    ) -> str:
+        """Record `ms` of audio of `item_id` sent to the carrier; returns the mark name to send after it."""
+        item = self._items.get(item_id)
+        if item is None:
+            item = self._items[item_id] = ItemPlayback(item_id, content_index, response_id)
+        start = self._queued_ms
+        self._queued_ms = end = start + ms
+        chunk = _Chunk(item_id, start, end, now)
+        self._chunks.append(chunk)
+        item.chunks.append(chunk)
+        item.sent_ms += ms
+        self._seq += 1
+        self._pending_marks[self._seq] = end
+        return f"{self.generation}.{self._seq}"
+
+    def audio_done(self, item_id: str) -> None:
+        item = self._items.get(item_id)
+        if item is not None:
+            item.audio_done = True
+            if not item.chunks:
+                del self._items[item_id]  # already fully heard
+
+    # --- what the carrier tells us ---------------------------------------------------------------
+
+    def mark_echoed(self, name: str, now: float) -> bool:
+        """A mark came back. True when it confirms played audio; False for flushed or unknown marks."""
+        gen, _, seq = name.partition(".")
+        if gen != str(self.generation) or not seq.isdigit():
+            return False
+        pos = self._pending_marks.pop(int(seq), None)
+        if pos is None:
+            return False
+        # Marks come back in order; any earlier one still pending was lost, and is played by now.
+        for stale in [s for s in self._pending_marks if s < int(seq)]:
+            del self._pending_marks[stale]
+        if pos >= self._anchor_pos:
+            self._anchor_pos, self._anchor_at = pos, now
+            self._prune(pos)
+        return True
+
+    def _prune(self, pos: float) -> None:
+        chunks = self._chunks
+        while chunks and chunks[0].end <= pos:
+            chunk = chunks.popleft()
+            item = self._items[chunk.item_id]
+            item.chunks.popleft()
+            item.played_base_ms += chunk.end - chunk.start
+            if item.audio_done and not item.chunks:
+                del self._items[item.item_id]  # fully heard: nothing left to truncate
+
+    # --- estimates -------------------------------------------------------------------------------
+
+    def position(self, now: float) -> float:
+        """Estimated queue position (ms of this generation's audio played) at `now`."""
+        pos, at = self._anchor_pos, self._anchor_at
+        for chunk in self._chunks:
+            if chunk.end <= pos:
+                continue
+            start = chunk.sent_at if at is None else max(at, chunk.sent_at)
+            if now <= start:
+                break
+            play = min(chunk.end - pos, now - start)
+            pos += play
+            at = start + play
+            if pos < chunk.end:
+                break
+        return pos
+
+    def is_playing(self, now: float) -> bool:
+        """True while audio is queued at the carrier, by estimate or by marks not yet echoed."""
+        return bool(self._pending_marks) or self.position(now) < self._queued_ms
+
+    def heard(self, now: float) -> list[HeardItem]:
+        """Per item of this generation: how much the caller heard by `now`, never more than was sent."""
+        pos = self.position(now)
+        out = []
+        for item in self._items.values():
+            heard = item.played_base_ms
+            for chunk in item.chunks:
+                if pos <= chunk.start:
+                    break
+                heard += min(pos, chunk.end) - chunk.start
+            out.append(
+                HeardItem(item.item_id, item.content_index, item.response_id, min(heard, item.sent_ms),
+                          item.sent_ms, item.audio_done)
+            )
+        return out
+
+    def items_in_flight(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Playback was cleared at the carrier: start a new generation; pending marks become stale."""
+        self.generation += 1
+        self._reset()

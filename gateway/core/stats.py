@@ -1,0 +1,50 @@
+"""The running figures of one call, kept as plain numbers: the per-frame path only adds to them.
+
+The I/O layer exports them to Prometheus and writes them into the call summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TOKEN_KINDS = ("input_text", "input_audio", "input_cached", "output_text", "output_audio")
+
+
+@dataclass(slots=True)
+class CallStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_dropped: int = 0
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
+    marks_played: int = 0
+    marks_flushed: int = 0
+    stale_deltas_dropped: int = 0
+    dtmf: int = 0
+    turns: int = 0
+    barge_ins: int = 0
+    truncates_rejected: int = 0
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    heard_latencies_ms: list[float] = field(default_factory=list)
+    truncations: list[tuple[str, int, float]] = field(default_factory=list)  # item, audio_end_ms, sent_ms
+    upstream_errors: list[str] = field(default_factory=list)
+    responses: dict[str, int] = field(default_factory=dict)  # final status -> count
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # (role, text)
+
+    def count_response(self, status: str, usage: Any) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+        if not isinstance(usage, dict):
+            return
+        inp = usage.get("input_token_details") or {}
+        out = usage.get("output_token_details") or {}
+        for kind, value in (
+            ("input_text", inp.get("text_tokens")),
+            ("input_audio", inp.get("audio_tokens")),
+            ("input_cached", inp.get("cached_tokens")),
+            ("output_text", out.get("text_tokens")),
+            ("output_audio", out.get("audio_tokens")),
+        ):
+            if isinstance(value, int) and value > 0:
+                self.tokens[kind] += value
