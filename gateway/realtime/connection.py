@@ -1,0 +1,51 @@
+"""Opening one Realtime WebSocket for a call, with the right URL and headers for the upstream."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from gateway import __version__
+from gateway.config import Secret, Upstream
+
+MAX_UPSTREAM_MESSAGE = 8 * 1024 * 1024  # a response.done with a long transcript stays well under this
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class UpstreamConnectError(Exception):
+    """The Realtime session could not be opened. The message is safe to log: no secrets, no query."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def open_realtime(upstream: Upstream) -> ClientConnection:
+    headers = [(name, value.reveal() if isinstance(value, Secret) else value) for name, value in upstream.headers]
+    host = urlsplit(upstream.url).hostname or ""
+    where = upstream.describe()
+    try:
+        return await connect(
+            upstream.url,
+            additional_headers=headers,
+            open_timeout=upstream.connect_timeout_s,
+            close_timeout=1.0,
+            compression=None,  # base64 audio barely compresses; deflate costs CPU per frame
+            max_size=MAX_UPSTREAM_MESSAGE,
+            max_queue=64,
+            user_agent_header=f"voice-gateway/{__version__}",
+            proxy=None if host in _LOOPBACK else True,
+        )
+    except websockets.InvalidStatus as exc:
+        status = exc.response.status_code
+        hint = {401: "check the API key", 403: "the key may lack access to this model",
+                404: "check the URL, model or deployment"}.get(status, "")
+        raise UpstreamConnectError(f"{where} answered the handshake with HTTP {status}"
+                                   + (f" ({hint})" if hint else ""), status=status) from None
+    except TimeoutError:
+        raise UpstreamConnectError(f"{where} did not complete the handshake in "
+                                   f"{upstream.connect_timeout_s:g} s") from None
+    except (OSError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+        raise UpstreamConnectError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
