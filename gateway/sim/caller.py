@@ -1,0 +1,453 @@
+"""A simulated Twilio caller: the voice webhook, then a bidirectional Media Stream, byte-exact on the wire.
+
+It speaks Twilio's protocol (protocol reference §4): signed form POST to ``/voice``, TwiML
+``<Connect><Stream>``, a signed WebSocket handshake, ``connected`` / ``start`` / 20 ms ``media`` frames paced
+on the loop clock / ``stop``; and it plays the gateway's audio with Twilio's playback model
+(:class:`~gateway.sim.playback.TwilioPlayback`): marks echoed when their audio has played, ``clear`` flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import aiohttp
+import orjson
+from twilio.request_validator import RequestValidator
+
+from gateway.sim.audio import FRAME_BYTES, FRAME_MS, SILENCE_BYTE, frames
+from gateway.sim.playback import TwilioPlayback
+
+SILENT_FRAME = bytes([SILENCE_BYTE]) * FRAME_BYTES
+
+
+@dataclass
+class CallScript:
+    utterances: list[bytes]  # μ-law audio to speak, in order
+    barge_in_after_ms: float | None = None  # speak the next utterance this long into the agent's audio
+    idle_before_next_ms: float = 700.0  # otherwise wait until the agent's playback has been idle this long
+    lead_silence_ms: float = 300.0  # silence before the first utterance
+    answer_timeout_ms: float = 8000.0  # give up waiting for an agent answer after this
+    hangup_after_idle_ms: float = 700.0  # after the last answer, hang up once playback is idle this long
+    max_call_ms: float = 120_000.0  # hard bound on the media phase
+
+
+@dataclass
+class CallReport:  # timestamps in ms relative to the stream start (the `start` message)
+    call_sid: str = ""
+    stream_sid: str = ""
+    twiml: str = ""
+    webhook_status: int = 0
+    stream_parameters: dict[str, str] = field(default_factory=dict)
+    events: list[tuple[float, str, dict]] = field(default_factory=list)
+    utterance_ends_ms: list[float] = field(default_factory=list)
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    clears: list[dict] = field(default_factory=list)
+    marks_echoed: list[str] = field(default_factory=list)
+    marks_flushed: list[str] = field(default_factory=list)
+    frames_sent: int = 0
+    frames_received: int = 0
+    media_ms_received: float = 0.0
+    heard: bytes = b""  # played audio, concatenated
+    close_code: int | None = None
+    closed_by: str = ""  # "caller" (we sent stop) or "gateway"
+    errors: list[str] = field(default_factory=list)
+    heard_timeline: bytes = b""  # played audio at its real position from the stream start, gaps as silence
+    barge_ins_ms: list[float] = field(default_factory=list)  # when an utterance started over agent audio
+    answer_starts_ms: list[float | None] = field(default_factory=list)  # per utterance, None: no answer
+
+
+class CallRefused(Exception):
+    """The webhook did not answer with a usable ``<Connect><Stream>``."""
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+class SimulatedCaller:
+    def __init__(self, gateway_url: str, *, auth_token: str | None = None, from_: str = "+15005550006",
+                 to: str = "+15005550001", call_sid: str | None = None, media_url: str | None = None,
+                 connect_timeout_s: float = 10.0) -> None:
+        self.gateway_url = gateway_url.rstrip("/")
+        self.auth_token = auth_token
+        self.from_, self.to = from_, to
+        self.call_sid = call_sid or _sid("CA")
+        self.account_sid = _sid("AC")
+        self.stream_sid = _sid("MZ")
+        self.media_url = media_url
+        self.connect_timeout_s = connect_timeout_s
+        self.report = CallReport(call_sid=self.call_sid, stream_sid=self.stream_sid)
+        self.playback = TwilioPlayback()
+        self.received: list[dict[str, Any]] = []  # every JSON message from the gateway
+        self.stream_url: str | None = None  # as written in the TwiML
+        self.closed = asyncio.Event()  # the media socket is closed (either side)
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._send_lock = asyncio.Lock()
+        self._wake_marks = asyncio.Event()
+        self._seq = 0
+        self._t0: float | None = None  # loop time of the `start` message
+        self._events: list[tuple[float, str, dict]] = []  # absolute loop times
+        self._answer_starts: list[float | None] = []  # per utterance: first agent audio played after it
+        self._stop_sent = False
+        self._closing = False
+
+    # ------------------------------------------------------------------ helpers
+    def _event(self, kind: str, /, **data: Any) -> None:
+        self._events.append((asyncio.get_running_loop().time(), kind, data))
+
+    def _error(self, message: str) -> None:
+        self.report.errors.append(message)
+        self._event("error", message=message)
+
+    def _now(self) -> float:
+        return 0.0 if self._t0 is None else (asyncio.get_running_loop().time() - self._t0) * 1000.0
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self.connect_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    # ------------------------------------------------------------------ webhook
+    async def webhook(self) -> tuple[int, str]:
+        """POST /voice like Twilio (form-encoded, signed when a token is set); return (status, body)."""
+        url = f"{self.gateway_url}/voice"
+        params = {
+            "CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.from_, "To": self.to,
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+            "Caller": self.from_, "Called": self.to,
+        }
+        headers = {}
+        if self.auth_token:
+            headers["X-Twilio-Signature"] = RequestValidator(self.auth_token).compute_signature(url, params)
+        async with self._http().post(url, data=params, headers=headers) as resp:
+            body = await resp.text()
+            status = resp.status
+        self.report.webhook_status, self.report.twiml = status, body
+        self._event("webhook_answered", status=status)
+        return status, body
+
+    def _parse_twiml(self, body: str) -> tuple[str, dict[str, str]]:
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as exc:
+            raise CallRefused(f"webhook answer is not valid XML: {exc}") from None
+        stream = root.find("./Connect/Stream") if root.tag == "Response" else None
+        if stream is None or not stream.get("url"):
+            raise CallRefused("TwiML has no <Response><Connect><Stream url=...>")
+        params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+        url = stream.get("url", "")
+        if not urlsplit(url).scheme:  # relative URL: resolved against the webhook URL, in wss
+            url = urljoin(self.gateway_url + "/voice", url).replace("https://", "wss://", 1)
+            url = url.replace("http://", "wss://", 1)
+        parts = urlsplit(url)
+        if parts.scheme != "wss":  # tolerated for a local plain-http gateway, which cannot have TLS anyway
+            problem = f"Stream url scheme {parts.scheme!r} is not wss (Twilio error 31922)"
+            if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
+                self._event("twiml_warning", message=problem)
+            else:
+                self._error(problem)
+        if parts.query:
+            self._error("Stream url has a query string (not supported by Twilio)")
+        return url, params
+
+    def _socket_url(self, stream_url: str) -> str:
+        if self.media_url:
+            return self.media_url
+        parts = urlsplit(stream_url)
+        if parts.scheme == "wss" and urlsplit(self.gateway_url).scheme == "http":
+            return urlunsplit(("ws", *parts[1:]))
+        return stream_url
+
+    # --------------------------------------------------------------- the stream
+    async def connect(self) -> None:
+        """Webhook, media WebSocket, ``connected`` + ``start``. Raises CallRefused, or aiohttp/OS errors."""
+        status, body = await self.webhook()
+        if status != 200:
+            raise CallRefused(f"webhook answered HTTP {status}")
+        self.stream_url, params = self._parse_twiml(body)
+        self.report.stream_parameters = params
+        headers = {}
+        if self.auth_token:
+            sig = RequestValidator(self.auth_token).compute_signature(self.stream_url, {})
+            headers["X-Twilio-Signature"] = sig
+        self._ws = await self._http().ws_connect(
+            self._socket_url(self.stream_url), headers=headers, autoping=True,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+        )
+        self._event("stream_connected", url=self.stream_url)
+        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"}, seq=False)
+        self._t0 = asyncio.get_running_loop().time()
+        start = {
+            "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
+            "tracks": ["inbound"], "customParameters": params,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        }
+        await self._send({"event": "start", "start": start, "streamSid": self.stream_sid})
+        self._event("start_sent")
+        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+
+    async def _send(self, *msgs: dict[str, Any], seq: bool = True) -> None:
+        """Send in order; sequence numbers are assigned under the lock, so they follow the wire order."""
+        async with self._send_lock:
+            for msg in msgs:
+                if seq:
+                    self._seq += 1
+                    msg = {"event": msg["event"], "sequenceNumber": str(self._seq), **msg}
+                if self._ws is None or self._ws.closed:
+                    return
+                try:
+                    await self._ws.send_str(orjson.dumps(msg).decode())
+                except ConnectionError:  # the gateway closed under us; the receiver records it
+                    return
+
+    async def send_raw(self, text_or_bytes: str | bytes) -> None:
+        """Send anything as is (text or binary frame), to probe the gateway's input handling."""
+        assert self._ws is not None, "connect() first"
+        async with self._send_lock:
+            if isinstance(text_or_bytes, bytes):
+                await self._ws.send_bytes(text_or_bytes)
+            else:
+                await self._ws.send_str(text_or_bytes)
+
+    async def send_stop(self) -> None:
+        if self._stop_sent:
+            return
+        self._stop_sent = True
+        self.report.closed_by = self.report.closed_by or "caller"
+        stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
+        await self._send({"event": "stop", "streamSid": self.stream_sid, "stop": stop})
+        self._event("stop_sent")
+
+    async def _echo(self, names: list[str], flushed: bool = False) -> None:
+        if not names:
+            return
+        for name in names:
+            self._event("mark_flushed" if flushed else "mark_echoed", name=name)
+        sid = self.stream_sid
+        await self._send(*({"event": "mark", "streamSid": sid, "mark": {"name": n}} for n in names))
+
+    async def _echo_marks(self) -> None:
+        """Echo each mark when the playback model says its audio has played."""
+        while True:
+            due = self.playback.next_due_ms()
+            timeout = None if due is None else max(0.0, (due - self._now()) / 1000.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_marks.wait(), timeout)
+            self._wake_marks.clear()
+            await self._echo(self.playback.advance(self._now()))
+
+    async def _receive(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self._error(f"binary frame from the gateway ({len(msg.data)} bytes; Twilio error 31950)")
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    self._error(f"websocket error: {ws.exception()!r}")
+        except Exception as exc:  # a simulator bug must end the call visibly, not hang it
+            self._error(f"caller internal error: {exc!r}")
+            self.report.closed_by = "caller"
+        finally:
+            if not self._stop_sent and not self._closing and not self.report.closed_by:
+                self.report.closed_by = "gateway"
+                self._event("closed_by_gateway", code=ws.close_code)
+            self.report.close_code = ws.close_code
+            self.closed.set()
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            msg = orjson.loads(text)
+            event = msg["event"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self._error(f"malformed message from the gateway: {text[:120]!r}")
+            return
+        self.received.append(msg)
+        if event in ("media", "mark", "clear") and msg.get("streamSid") != self.stream_sid:
+            self._error(f"{event} with streamSid {msg.get('streamSid')!r}, expected {self.stream_sid}")
+            return
+        now = self._now()
+        if event == "media":
+            try:
+                audio = base64.b64decode(msg["media"]["payload"], validate=True)
+            except (KeyError, TypeError, binascii.Error):
+                self._error("media message without a valid base64 media.payload")
+                return
+            was_playing = self.playback.is_playing(now)
+            start = self.playback.enqueue_audio(audio, now)
+            self.report.frames_received += 1
+            self.report.media_ms_received += len(audio) / 8.0
+            if not was_playing:
+                self._event("agent_audio_start")
+            if self._answer_starts and self._answer_starts[-1] is None and audio:
+                ends = self.report.utterance_ends_ms
+                if len(ends) == len(self._answer_starts) and now >= ends[-1]:
+                    self._answer_starts[-1] = start
+        elif event == "mark":
+            name = (msg.get("mark") or {}).get("name")
+            if not isinstance(name, str):
+                self._error("mark message without mark.name")
+                return
+            self._event("mark_received", name=name)
+            echoes = self.playback.enqueue_mark(name, now)
+            self._wake_marks.set()
+            await self._echo(echoes)
+        elif event == "clear":
+            due = self.playback.advance(now)
+            flushed, played = self.playback.clear(now)
+            clear = {"t_ms": now, "segment_played_ms": played, "flushed_marks": len(flushed)}
+            self.report.clears.append(clear)
+            self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(flushed))
+            if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
+                self._answer_starts[-1] = None  # cleared before it played
+            self._wake_marks.set()
+            await self._echo(due)
+            await self._echo(flushed, flushed=True)
+        else:
+            self._event("gateway_event", event=event)
+
+    # ------------------------------------------------------------------ script
+    async def _speak(self, script: CallScript) -> None:
+        """Send a 20 ms frame per 20 ms of loop time (absolute deadlines) following the turn logic."""
+        assert self._t0 is not None
+        loop = asyncio.get_running_loop()
+        utts = [frames(u) or [SILENT_FRAME] for u in script.utterances]
+        phase, index, pos, k = "lead", -1, 0, 0
+        barge_pending = False
+        while not self.closed.is_set():
+            t, now = k * FRAME_MS, self._now()  # presentation time of frame k; decided at its start
+            if now > script.max_call_ms:
+                self._error(f"call still running after {script.max_call_ms:.0f} ms: hanging up")
+                break
+            start_next = False
+            if phase == "lead":
+                start_next = t >= script.lead_silence_ms or not utts
+            elif phase == "wait":
+                last = index == len(utts) - 1
+                ans = self._answer_starts[index]
+                if ans is None or ans > now:
+                    if now - self.report.utterance_ends_ms[index] >= script.answer_timeout_ms:
+                        self._error(f"no agent answer to utterance {index + 1} "
+                                    f"within {script.answer_timeout_ms:.0f} ms")
+                        if last:
+                            break
+                        start_next = True
+                elif (not last and script.barge_in_after_ms is not None and self.playback.is_playing(now)
+                      and now >= ans + script.barge_in_after_ms):
+                    start_next = barge_pending = True
+                elif self.playback.idle_ms(now) >= (
+                        script.hangup_after_idle_ms if last else script.idle_before_next_ms):
+                    if last:
+                        break
+                    start_next = True
+            if start_next:
+                if index + 1 >= len(utts):
+                    break
+                index, pos, phase = index + 1, 0, "speak"
+                self._answer_starts.append(None)
+                self._event("utterance_start", index=index, at_ms=t, barge_in=barge_pending)
+                if barge_pending:
+                    self.report.barge_ins_ms.append(float(t))
+                barge_pending = False
+            ends_utterance = False
+            if phase == "speak":
+                frame = utts[index][pos]
+                pos += 1
+                if pos == len(utts[index]):
+                    phase, ends_utterance = "wait", True
+                    self.report.utterance_ends_ms.append(float(t + FRAME_MS))
+            else:
+                frame = SILENT_FRAME
+            deadline = self._t0 + (k + 1) * FRAME_MS / 1000.0  # frame k is sent once its 20 ms have passed
+            while (delay := deadline - loop.time()) > 0 and not self.closed.is_set():
+                with contextlib.suppress(TimeoutError):  # wakes at once if the gateway hangs up
+                    await asyncio.wait_for(self.closed.wait(), delay)
+            if self.closed.is_set():
+                break
+            media = {"track": "inbound", "chunk": str(k + 1), "timestamp": str(t),
+                     "payload": base64.b64encode(frame).decode("ascii")}
+            await self._send({"event": "media", "media": media, "streamSid": self.stream_sid})
+            self.report.frames_sent += 1
+            if ends_utterance:
+                self._event("utterance_end", index=index, at_ms=t + FRAME_MS)
+            k += 1
+
+    async def run(self, script: CallScript) -> CallReport:
+        """Webhook, media stream and the script, end to end. Never raises for a refused or failed call."""
+        try:
+            await self.connect()
+        except CallRefused as exc:
+            self._error(f"call refused: {exc}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            what = "media stream failed" if self.report.webhook_status else "cannot reach the gateway"
+            self._error(f"{what}: {type(exc).__name__}: {exc}")
+        except BaseException:
+            await self.close()
+            raise
+        else:
+            return await self.speak(script)
+        await self.close()
+        return self._finish()
+
+    async def speak(self, script: CallScript) -> CallReport:
+        """After :meth:`connect`: play the script, send ``stop`` unless the gateway hung up, close, report."""
+        try:
+            await self._speak(script)
+            if not self.closed.is_set():
+                await self.send_stop()
+            return self._finish()
+        finally:
+            await self.close()
+            self.report.close_code = self._ws.close_code if self._ws is not None else None
+
+    def _finish(self) -> CallReport:
+        r, now = self.report, self._now()
+        pb = self.playback
+        pb.advance(now)
+        r.heard = pb.played_audio(now)
+        r.heard_timeline = pb.played_timeline(now)
+        r.marks_echoed, r.marks_flushed = list(pb.marks_echoed), list(pb.marks_flushed)
+        r.answer_starts_ms = [a if a is not None and a <= now else None
+                              for a in self._answer_starts[: len(r.utterance_ends_ms)]]
+        r.turn_latencies_ms = [a - u for u, a in zip(r.utterance_ends_ms, r.answer_starts_ms, strict=True)
+                               if a is not None]
+        t0 = self._t0 if self._t0 is not None else (self._events[0][0] if self._events else 0.0)
+        events = [((t - t0) * 1000.0, name, data) for t, name, data in self._events]
+        for seg in pb.finished_segments(now):
+            data = {"played_ms": round(seg.played_ms, 1), "cleared": seg.cleared}
+            events.append((seg.end_ms, "agent_audio_end", data))
+        r.events = sorted(events, key=lambda e: e[0])
+        return r
+
+    async def wait_closed(self, timeout_s: float) -> int | None:
+        """Wait (bounded) for the media socket to close; return its close code."""
+        await asyncio.wait_for(self.closed.wait(), timeout_s)
+        return self._ws.close_code if self._ws is not None else None
+
+    async def close(self) -> None:
+        """Cancel and await every task, close the socket and the HTTP session. Idempotent."""
+        self._closing = True
+        if not self.report.closed_by and self._ws is not None and not self.closed.is_set():
+            self.report.closed_by = "caller"
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,137 @@
+"""A sans-I/O energy voice-activity detector on G.711 μ-law 8 kHz.
+
+Fed with chunks of any length, it works in 10 ms windows on one timeline (ms since the first byte
+ever fed) and reports speech start/stop with exact positions on it, the way the Realtime server VAD
+does: the start includes the prefix padding, the stop is the end of the last voiced window, declared
+once `silence_duration_ms` of quiet has followed it. It also keeps the recent input so the caller can
+cut an utterance out of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.sim.audio import BYTES_PER_MS, audioop
+
+WINDOW_MS = 10
+WINDOW_BYTES = WINDOW_MS * BYTES_PER_MS
+DEFAULT_KEEP_MS = 60_000
+
+
+def threshold_to_dbfs(threshold: float) -> float:
+    """The Realtime `threshold` (0..1) as an energy level: 0 -> -60 dBFS, 0.5 -> -35, 1 -> -10."""
+    return -60.0 + 50.0 * threshold
+
+
+@dataclass(frozen=True, slots=True)
+class VadEvent:
+    kind: Literal["start", "stop"]
+    ms: int  # start: audio_start_ms (prefix included); stop: audio_end_ms (end of last voiced window)
+    at_ms: int  # where on the timeline the decision was taken (end of the deciding window)
+
+
+class EnergyVad:
+    """Energy VAD with Realtime `server_vad` semantics; see the module docstring."""
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        prefix_padding_ms: int = 300,
+        silence_duration_ms: int = 500,
+        *,
+        keep_ms: int = DEFAULT_KEEP_MS,
+    ) -> None:
+        self.keep_ms = keep_ms
+        self.configure(threshold, prefix_padding_ms, silence_duration_ms)
+        self._buf = bytearray()  # retained input; byte 0 of it is timeline byte `_base`
+        self._base = 0
+        self._total = 0  # bytes ever fed
+        self._processed = 0  # bytes already judged (a multiple of WINDOW_BYTES)
+        self.in_speech = False
+        self.speech_start_ms: int | None = None  # audio_start_ms of the utterance in progress
+        self._last_voiced_end = 0
+        self._quiet_ms = 0
+        # The owner may pin older audio (e.g. the uncommitted input buffer); inf pins nothing.
+        self.retain_from_ms: float = math.inf
+
+    def configure(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int) -> None:
+        """Change the parameters; the timeline, the kept audio and the current state stay."""
+        self.threshold = threshold
+        self.prefix_padding_ms = int(prefix_padding_ms)
+        self.silence_duration_ms = int(silence_duration_ms)
+        self._rms_floor = 32768.0 * math.pow(10.0, threshold_to_dbfs(threshold) / 20.0)
+
+    @property
+    def position_ms(self) -> float:
+        """Ms of audio fed so far (the remainder that does not fill a window yet included)."""
+        return self._total / BYTES_PER_MS
+
+    def feed(self, ulaw: bytes) -> list[VadEvent]:
+        """Append audio; return the decisions it completes, in timeline order.
+
+        Audio the previous call no longer needed is dropped first, so whatever this call decided
+        (an utterance that just stopped) can still be cut with `audio()` until the next call.
+        """
+        self._trim()
+        self._buf += ulaw
+        self._total += len(ulaw)
+        events: list[VadEvent] = []
+        end = self._total - (self._total - self._processed) % WINDOW_BYTES
+        if end > self._processed:
+            lo = self._processed - self._base
+            pcm = audioop.ulaw2lin(bytes(self._buf[lo : end - self._base]), 2)
+            step = WINDOW_BYTES * 2
+            window_start_ms = self._processed // BYTES_PER_MS
+            for off in range(0, len(pcm), step):
+                voiced = audioop.rms(pcm[off : off + step], 2) > self._rms_floor
+                self._judge(voiced, window_start_ms, events)
+                window_start_ms += WINDOW_MS
+            self._processed = end
+        return events
+
+    def _judge(self, voiced: bool, start_ms: int, events: list[VadEvent]) -> None:
+        end_ms = start_ms + WINDOW_MS
+        if voiced:
+            self._last_voiced_end = end_ms
+            self._quiet_ms = 0
+            if not self.in_speech:
+                self.in_speech = True
+                self.speech_start_ms = max(0, start_ms - self.prefix_padding_ms)
+                events.append(VadEvent("start", self.speech_start_ms, end_ms))
+        elif self.in_speech:
+            self._quiet_ms += WINDOW_MS
+            if self._quiet_ms >= self.silence_duration_ms:
+                self.in_speech = False
+                self.speech_start_ms = None
+                events.append(VadEvent("stop", self._last_voiced_end, end_ms))
+
+    def reset_speech(self) -> None:
+        """Forget an utterance in progress (after a manual commit or a buffer clear)."""
+        self.in_speech = False
+        self.speech_start_ms = None
+        self._quiet_ms = 0
+
+    def audio(self, start_ms: float, end_ms: float) -> bytes:
+        """The kept input in [start_ms, end_ms); parts already dropped or not yet fed are left out."""
+        lo = max(int(start_ms * BYTES_PER_MS), self._base)
+        hi = min(int(end_ms * BYTES_PER_MS), self._total)
+        if hi <= lo:
+            return b""
+        return bytes(self._buf[lo - self._base : hi - self._base])
+
+    def _trim(self) -> None:
+        # What a future cut can still ask for: the utterance in progress, or the prefix padding of the
+        # next one, or what the owner pinned; never more than keep_ms, never unjudged bytes.
+        if self.in_speech and self.speech_start_ms is not None:
+            need_ms = float(self.speech_start_ms)
+        else:
+            need_ms = self._processed / BYTES_PER_MS - self.prefix_padding_ms
+        need_ms = min(need_ms, self.retain_from_ms)
+        need_ms = max(need_ms, self._total / BYTES_PER_MS - self.keep_ms)
+        keep_from = min(int(need_ms * BYTES_PER_MS), self._processed)
+        drop = keep_from - self._base
+        if drop > 0:
+            del self._buf[:drop]  # O(1)-ish: CPython bytearrays shrink from the front in place
+            self._base = keep_from
