@@ -1,0 +1,112 @@
+"""The command line: `python -m gateway [serve|call|echo] ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from gateway import __version__
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run on uvloop where it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platform without uvloop
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, load_settings
+    from gateway.observability.logging import configure_logging, register_secret
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (settings.twilio_auth_token, settings.stream_token_secret, settings.admin_token,
+                   *(v for _, v in settings.upstream.headers)):
+        if secret is not None and not isinstance(secret, str):
+            register_secret(secret.reveal())
+            register_secret(secret.reveal().removeprefix("Bearer "))
+    import structlog
+
+    from gateway.app import serve
+
+    log = structlog.get_logger("gateway")
+    if settings.offline:
+        log.warning("offline_echo_line", message="no OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT or REALTIME_URL set: "
+                    "calls are answered by the built-in offline echo line, which plays back what the caller says")
+    else:
+        log.info("upstream_configured", provider=settings.upstream.provider, url=settings.upstream.describe(),
+                 dialect=settings.upstream.dialect)
+    if settings.stream_token_secret_generated:
+        log.info("stream_token_secret_generated", note="set STREAM_TOKEN_SECRET when running several replicas")
+    if settings.twilio_auth_token is None:
+        log.warning("webhook_unauthenticated", note="TWILIO_AUTH_TOKEN is not set: /voice accepts unsigned requests")
+    try:
+        _run(serve(settings))
+    except OSError as exc:
+        log.error("cannot_listen", host=settings.host, port=settings.port, error=str(exc))
+        return 1
+    return 0
+
+
+def _echo(args: argparse.Namespace) -> int:
+    from gateway.observability.logging import configure_logging
+    from gateway.sim.echo import serve_forever
+
+    configure_logging("info", "auto")
+    try:
+        _run(serve_forever(args.host, args.port, pace=args.pace))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from gateway.sim import call_command
+
+    return call_command.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"voice-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway (the default); configured through the environment, "
+                           "see .env.example")
+    serve.set_defaults(func=_serve)
+    call = sub.add_parser("call", help="place one simulated Twilio call against a running gateway")
+    from gateway.sim import call_command
+
+    call_command.add_arguments(call)
+    call.set_defaults(func=_call)
+    echo = sub.add_parser("echo", help="run the offline Realtime echo line on its own")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=8765)
+    echo.add_argument("--pace", type=float, default=2.0, help="answer audio speed, times real time (0: at once)")
+    echo.set_defaults(func=_echo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["serve", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

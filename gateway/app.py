@@ -1,0 +1,181 @@
+"""The aiohttp application: routes, shared state, lifecycle and graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+
+from gateway.config import Settings, Upstream
+from gateway.http.health import healthz, metrics_handler, readyz
+from gateway.http.media import media_socket
+from gateway.http.stream_tokens import StreamTokens
+from gateway.http.voice import voice_webhook
+from gateway.observability import metrics
+
+if TYPE_CHECKING:
+    from gateway.http.media import MediaSession
+
+log = structlog.get_logger("gateway")
+
+LOOP_LAG_INTERVAL_S = 0.25
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    upstream: Upstream
+    tokens: StreamTokens
+    calls: set[MediaSession] = field(default_factory=set)
+    draining: bool = False
+    echo: Any = None  # the built-in echo line, when running offline
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def call_started(self, session: MediaSession) -> None:
+        self.calls.add(session)
+        self.idle.clear()
+        metrics.CALLS_ACTIVE.inc()
+
+    def call_ended(self, session: MediaSession) -> None:
+        if session in self.calls:
+            self.calls.discard(session)
+            metrics.CALLS_ACTIVE.dec()
+        if not self.calls:
+            self.idle.set()
+
+    def accepting_calls(self) -> bool:
+        limit = self.settings.max_concurrent_calls
+        return not self.draining and (limit == 0 or len(self.calls) < limit)
+
+
+STATE = web.AppKey("gateway_state", GatewayState)
+
+
+async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
+    """With no upstream configured, answer calls with the built-in echo line on a loopback port."""
+    state = app[STATE]
+    if state.settings.upstream.provider != "echo":
+        yield
+        return
+    from gateway.sim.echo import EchoLine
+
+    echo = EchoLine(host="127.0.0.1", port=0)
+    await echo.start()
+    state.echo = echo
+    state.upstream = dataclasses.replace(state.upstream, url=echo.url)
+    try:
+        yield
+    finally:
+        await echo.stop()
+
+
+async def _loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
+    async def monitor() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + LOOP_LAG_INTERVAL_S
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            metrics.LOOP_LAG.observe(max(0.0, loop.time() - expected))
+
+    task = asyncio.create_task(monitor(), name="loop-lag-monitor")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _close_calls(app: web.Application) -> None:
+    """On shutdown, end the calls still open (the drain already waited for them)."""
+    state = app[STATE]
+    for session in list(state.calls):
+        session.end("drained", "gateway shutting down")
+        with contextlib.suppress(Exception):
+            await session.ws.close(code=1001, message=b"gateway shutting down")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[STATE] = GatewayState(
+        settings=settings,
+        upstream=settings.upstream,
+        tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
+    )
+    app.router.add_post("/voice", voice_webhook)
+    app.router.add_get("/voice", voice_webhook)
+    app.router.add_get("/media", media_socket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if settings.metrics_port is None:
+        app.router.add_get("/metrics", metrics_handler(STATE))
+    app.cleanup_ctx.append(_offline_echo_line)
+    app.cleanup_ctx.append(_loop_lag_monitor)
+    app.on_shutdown.append(_close_calls)
+    return app
+
+
+def create_metrics_app(main: web.Application) -> web.Application:
+    """/metrics on its own listener (METRICS_PORT), so it need not be public."""
+    app = web.Application()
+    app[STATE] = main[STATE]
+    app.router.add_get("/metrics", metrics_handler(STATE))
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then drain: refuse new calls, let active ones finish, exit."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    runners = [runner]
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        if settings.metrics_port is not None:
+            metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
+            await metrics_runner.setup()
+            runners.append(metrics_runner)
+            await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
+        state = app[STATE]
+        log.info("gateway_listening", url=f"http://{settings.host}:{settings.port}",
+                 upstream=state.upstream.describe(), provider=state.upstream.provider,
+                 dialect=state.upstream.dialect, metrics_port=settings.metrics_port or settings.port)
+        await _until_signalled_then_drain(state)
+    finally:
+        for r in reversed(runners):
+            await r.cleanup()
+        log.info("gateway_stopped")
+
+
+async def _until_signalled_then_drain(state: GatewayState) -> None:
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[str] = asyncio.Queue()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig.name)
+    try:
+        name = await signals.get()
+        state.draining = True
+        timeout = state.settings.drain_timeout_s
+        log.info("drain_started", signal=name, active_calls=len(state.calls), timeout_s=timeout)
+        idle = asyncio.create_task(state.idle.wait())
+        second = asyncio.create_task(signals.get())  # a second signal ends the drain at once
+        done, pending = await asyncio.wait({idle, second}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if second in done:
+            log.warning("drain_cut_short", active_calls=len(state.calls))
+        log.info("drain_finished", active_calls=len(state.calls))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,288 @@
+"""The media socket: the one place that owns a call's sockets and tasks.
+
+It reads carrier frames, hands the decoded events to the `Call`, and performs the actions the call
+returns; a second task does the same for the upstream Realtime socket. When either side ends, both
+sockets are closed and the task is awaited: nothing outlives the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from aiohttp import WSMsgType, web
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from gateway.carriers.twilio import TwilioFace
+from gateway.core.call import Call
+from gateway.core.events import (
+    CARRIER_AUDIO,
+    CARRIER_CONNECTED,
+    CARRIER_DTMF,
+    CARRIER_INVALID,
+    CARRIER_MARK,
+    CARRIER_START,
+    CARRIER_STOP,
+    AppendAudio,
+    CancelResponse,
+    CarrierStart,
+    ClearPlayback,
+    ConfigureSession,
+    Greet,
+    Hangup,
+    Note,
+    PlayAudio,
+    ProtocolViolation,
+    SendMark,
+    TruncateItem,
+)
+from gateway.http.stream_tokens import TokenRejected
+from gateway.observability import metrics
+from gateway.realtime import dialect
+from gateway.realtime.connection import UpstreamConnectError, open_realtime
+from gateway.realtime.events import kind_of
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayState
+
+log = structlog.get_logger("gateway.media")
+
+START_TIMEOUT_S = 10.0
+UPSTREAM_CLOSE_TIMEOUT_S = 1.0
+LOGGED_VIOLATIONS = 5  # per call; the rest are only counted
+TEXT = WSMsgType.TEXT
+
+
+class MediaSession:
+    """One carrier media stream and its upstream Realtime session."""
+
+    def __init__(self, state: GatewayState, ws: web.WebSocketResponse) -> None:
+        self.state = state
+        self.ws = ws
+        self.face = TwilioFace()
+        agent = state.settings.agent
+        self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting)
+        self.exporter = metrics.CallExporter(self.call.stats)
+        self.upstream: ClientConnection | None = None
+        self.upstream_task: asyncio.Task[None] | None = None
+        self.outcome: str | None = None
+        self.reason = ""
+        self.started_at = time.monotonic()
+        self.start: CarrierStart | None = None
+        self.violations = 0
+        self.log = log.bind(carrier=self.face.carrier)
+        self._loop = asyncio.get_running_loop()
+
+    def now(self) -> float:
+        return self._loop.time() * 1000.0
+
+    # --- the carrier side: this task -------------------------------------------------------------
+
+    async def run(self) -> None:
+        call = self.call
+        face = self.face
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S) as start_deadline:
+                async for msg in self.ws:
+                    if msg.type is TEXT:
+                        kind, data = face.decode(msg.data)
+                        if kind is CARRIER_AUDIO:
+                            actions = call.carrier_audio(data, self._loop.time() * 1000.0)
+                            if actions:
+                                await self.perform(actions)
+                            continue
+                        if kind is CARRIER_MARK:
+                            call.carrier_mark(data, self._loop.time() * 1000.0)
+                            continue
+                        if kind is CARRIER_START:
+                            start_deadline.reschedule(None)
+                            if not self.begin(data):
+                                break
+                        elif kind is CARRIER_STOP:
+                            await self.perform(call.carrier_stop(self.now()))
+                            break
+                        elif kind is CARRIER_DTMF:
+                            await self.perform(call.carrier_dtmf(data, self.now()))
+                        elif kind is CARRIER_INVALID:
+                            self.violation(data)
+                        elif kind is not CARRIER_CONNECTED:
+                            self.violation(ProtocolViolation("unexpected_event", kind))
+                    elif msg.type is WSMsgType.BINARY:
+                        self.violation(ProtocolViolation("binary_frame", f"{len(msg.data)} bytes"))
+                    elif msg.type is WSMsgType.ERROR:
+                        self.violation(ProtocolViolation("socket_error", str(self.ws.exception())))
+                        self.end("carrier_error", "carrier socket error")
+                        break
+        except TimeoutError:
+            metrics.TOKENS_REJECTED.labels("no_start").inc()
+            self.log.warning("media_stream_without_start", timeout_s=START_TIMEOUT_S)
+            self.end("rejected", "no start frame")
+        except Exception:
+            self.log.exception("media_session_failed")
+            self.end("carrier_error", "internal error on the carrier side")
+        finally:
+            await self.finish()
+
+    def begin(self, start: CarrierStart) -> bool:
+        """Verify the stream token, then open the upstream. False: the stream is refused."""
+        self.start = start
+        structlog.contextvars.bind_contextvars(call_sid=start.call_id, stream_sid=start.stream_id,
+                                               carrier=self.face.carrier)
+        try:
+            self.state.tokens.verify(start.parameters.get("token"), start.call_id)
+        except TokenRejected as exc:
+            metrics.TOKENS_REJECTED.labels(exc.reason).inc()
+            self.log.warning("stream_token_rejected", reason=exc.reason)
+            self.end("rejected", f"stream token {exc.reason}")
+            return False
+        self.log.info("call_started", upstream=self.state.upstream.describe(), dialect=self.state.upstream.dialect)
+        self.upstream_task = asyncio.create_task(self.run_upstream(), name=f"upstream-{start.call_id}")
+        return True
+
+    def violation(self, v: ProtocolViolation) -> None:
+        metrics.CARRIER_ERRORS.labels(self.face.carrier, v.kind).inc()
+        self.violations += 1
+        if self.violations <= LOGGED_VIOLATIONS:
+            self.log.warning("carrier_frame_ignored", kind=v.kind, detail=v.detail,
+                             more_not_logged=self.violations == LOGGED_VIOLATIONS)
+
+    # --- the upstream side: its own task ---------------------------------------------------------
+
+    async def run_upstream(self) -> None:
+        upstream = self.state.upstream
+        started = time.perf_counter()
+        try:
+            conn = await open_realtime(upstream)
+        except UpstreamConnectError as exc:
+            metrics.UPSTREAM_CONNECT_FAILURES.labels(upstream.provider).inc()
+            self.log.error("upstream_connect_failed", error=str(exc), status=exc.status)
+            await self.hangup("upstream_error", str(exc))
+            return
+        metrics.UPSTREAM_CONNECT.labels(upstream.provider).observe(time.perf_counter() - started)
+        self.upstream = conn
+        call = self.call
+        loop = self._loop
+        try:
+            await self.perform(call.upstream_opened(self.now()))
+            async for raw in conn:
+                received = loop.time() * 1000.0
+                try:
+                    event = orjson.loads(raw)
+                    kind = kind_of(event.get("type"))
+                except (orjson.JSONDecodeError, AttributeError):
+                    metrics.UPSTREAM_ERRORS.labels("invalid_json").inc()
+                    self.log.warning("upstream_event_unreadable", size=len(raw))
+                    continue
+                actions = call.upstream_event(kind, event, received)
+                if actions:
+                    await self.perform(actions, received)
+            code, reason = conn.close_code, conn.close_reason or ""
+        except ConnectionClosed as exc:
+            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "no close frame")
+        except Exception:
+            self.log.exception("upstream_session_failed")
+            await self.hangup("upstream_error", "internal error on the upstream side")
+            return
+        await self.perform(call.upstream_closed(code, reason, self.now()))
+
+    # --- performing the call's actions ---------------------------------------------------------
+
+    async def perform(self, actions: tuple[Any, ...], received: float | None = None) -> None:
+        face = self.face
+        for action in actions:
+            kind = type(action)
+            if kind is PlayAudio:
+                await self.to_carrier(face.play(action.payload))
+            elif kind is SendMark:
+                await self.to_carrier(face.mark(action.name))
+            elif kind is AppendAudio:
+                await self.to_upstream(dialect.append(action.payload))
+            elif kind is ClearPlayback:
+                await self.to_carrier(face.clear())
+                if received is not None:
+                    metrics.BARGE_IN_REACTION.observe((self._loop.time() * 1000.0 - received) / 1000.0)
+            elif kind is TruncateItem:
+                await self.to_upstream(dialect.truncate(action.item_id, action.content_index, action.audio_end_ms))
+            elif kind is CancelResponse:
+                await self.to_upstream(dialect.cancel(action.response_id))
+            elif kind is ConfigureSession:
+                await self.to_upstream(dialect.session_update(self.state.upstream.dialect, self.state.settings.agent))
+            elif kind is Greet:
+                await self.to_upstream(dialect.greet(action.text))
+            elif kind is Note:
+                getattr(self.log, action.level)(action.event, **action.fields)
+            elif kind is Hangup:
+                await self.hangup(action.outcome, action.reason)
+
+    async def to_carrier(self, frame: bytes) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_frame(frame, TEXT)
+
+    async def to_upstream(self, event: bytes) -> None:
+        conn = self.upstream
+        if conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(event, text=True)
+
+    # --- ending --------------------------------------------------------------------------------
+
+    def end(self, outcome: str, reason: str) -> None:
+        if self.outcome is None:
+            self.outcome, self.reason = outcome, reason
+
+    async def hangup(self, outcome: str, reason: str) -> None:
+        self.end(outcome, reason)
+        if not self.ws.closed:
+            await self.ws.close(code=1000 if outcome != "rejected" else 1008, message=reason[:120].encode())
+
+    async def finish(self) -> None:
+        if self.outcome is None:
+            self.end("completed" if self.start else "carrier_error",
+                     "carrier closed the stream" if self.start else "closed before start")
+        task = self.upstream_task
+        if task is not None and not task.done():
+            task.cancel()
+        if self.upstream is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.upstream.close(), UPSTREAM_CLOSE_TIMEOUT_S)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if not self.ws.closed:
+            code = 1008 if self.outcome == "rejected" else 1000
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, message=self.reason[:120].encode())
+        self.exporter.flush()
+        duration = time.monotonic() - self.started_at
+        if self.start is not None:
+            metrics.CALL_DURATION.observe(duration)
+        metrics.CALLS.labels(self.face.carrier, self.state.upstream.provider, self.outcome).inc()
+        s = self.call.stats
+        self.log.info("call_ended", outcome=self.outcome, reason=self.reason, duration_s=round(duration, 3),
+                      turns=s.turns, barge_ins=s.barge_ins, frames_in=s.frames_in, frames_out=s.frames_out,
+                      truncations=[{"item_id": i, "audio_end_ms": e, "sent_ms": round(t)} for i, e, t in s.truncations],
+                      turn_latency_ms=[round(x) for x in s.turn_latencies_ms],
+                      heard_latency_ms=[round(x) for x in s.heard_latencies_ms],
+                      tokens=s.tokens, responses=s.responses, upstream_errors=s.upstream_errors,
+                      carrier_errors=self.violations)
+
+
+async def media_socket(request: web.Request) -> web.StreamResponse:
+    from gateway.app import STATE
+
+    state = request.app[STATE]
+    ws = web.WebSocketResponse(max_msg_size=state.settings.max_carrier_message_bytes, autoping=True)
+    await ws.prepare(request)
+    session = MediaSession(state, ws)
+    state.call_started(session)
+    try:
+        await session.run()
+    finally:
+        state.call_ended(session)
+    return ws

@@ -1,0 +1,154 @@
+"""Every Prometheus metric of the gateway, with its help text, in one registry.
+
+Labels are bounded (carrier, provider, outcome, status, code, kind, direction); never a CallSid or a
+phone number. Per-frame figures are not counted here on the hot path: each call keeps plain numbers
+(`CallStats`) and `CallExporter.flush` adds what is new to the counters, at every scrape and at the
+end of the call.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.core.stats import TOKEN_KINDS, CallStats
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls with an open carrier media stream.", registry=REGISTRY)
+CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provider and outcome "
+                "(completed, rejected, upstream_error, carrier_error, timeout, drained).",
+                ["carrier", "provider", "outcome"], registry=REGISTRY)
+CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
+                          buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
+WEBHOOKS = Counter("gateway_webhook_requests_total", "Voice webhook requests by result "
+                   "(accepted, forbidden, bad_request, busy).", ["result"], registry=REGISTRY)
+TOKENS_REJECTED = Counter("gateway_stream_tokens_rejected_total", "Media streams refused before any upstream "
+                          "session was opened, by reason.", ["reason"], registry=REGISTRY)
+UPSTREAM_CONNECT = Histogram("gateway_upstream_connect_seconds", "Realtime WebSocket handshake time until "
+                             "the socket is open, by provider.", ["provider"], buckets=LATENCY_BUCKETS,
+                             registry=REGISTRY)
+UPSTREAM_CONNECT_FAILURES = Counter("gateway_upstream_connect_failures_total", "Realtime sessions that could "
+                                    "not be opened, by provider.", ["provider"], registry=REGISTRY)
+TURN_LATENCY = Histogram("gateway_turn_latency_seconds", "From the caller's end of speech (speech_stopped, "
+                         "placed on our clock) to the first answer audio sent to the carrier.",
+                         buckets=LATENCY_BUCKETS, registry=REGISTRY)
+HEARD_LATENCY = Histogram("gateway_heard_latency_seconds", "From the caller's end of speech to the moment the "
+                          "first answer audio started playing to the caller (its mark echo minus its "
+                          "length).", buckets=LATENCY_BUCKETS, registry=REGISTRY)
+BARGE_INS = Counter("gateway_barge_ins_total", "Caller speech that interrupted queued or playing agent audio "
+                    "or an active response.", registry=REGISTRY)
+BARGE_IN_REACTION = Histogram("gateway_barge_in_reaction_seconds", "From speech_started received to the "
+                              "carrier clear written to the socket.", buckets=FAST_BUCKETS, registry=REGISTRY)
+TRUNCATION_HEARD = Histogram("gateway_truncation_heard_seconds", "Audio of an interrupted item the caller "
+                             "heard, as sent in conversation.item.truncate.",
+                             buckets=(0, 0.25, 0.5, 1, 2, 4, 8, 15, 30), registry=REGISTRY)
+TRUNCATIONS_REJECTED = Counter("gateway_truncations_rejected_total", "Truncates the upstream rejected as "
+                               "longer than the item's audio.", registry=REGISTRY)
+AUDIO_FRAMES = Counter("gateway_audio_frames_total", "Audio messages relayed, by direction (inbound = caller "
+                       "to upstream).", ["direction"], registry=REGISTRY)
+AUDIO_SECONDS = Counter("gateway_audio_seconds_total", "Audio relayed in seconds, by direction.",
+                        ["direction"], registry=REGISTRY)
+FRAMES_DROPPED = Counter("gateway_frames_dropped_total", "Audio messages not relayed, by reason "
+                         "(buffer_overflow: caller audio beyond the pre-connect buffer; stale_delta: agent "
+                         "audio of an interrupted response).", ["reason"], registry=REGISTRY)
+REALTIME_TOKENS = Counter("gateway_realtime_tokens_total", "Realtime tokens from response.done usage, by "
+                          "kind.", ["kind"], registry=REGISTRY)
+RESPONSES = Counter("gateway_responses_total", "Realtime responses by final status.", ["status"],
+                    registry=REGISTRY)
+UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Realtime error events, by error code.", ["code"],
+                          registry=REGISTRY)
+CARRIER_ERRORS = Counter("gateway_carrier_protocol_errors_total", "Carrier frames that were malformed or "
+                         "unexpected and ignored, by kind.", ["carrier", "kind"], registry=REGISTRY)
+LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
+                     "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
+
+_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+_MAX_CODES = 64
+_codes_seen: set[str] = set()
+
+
+def error_code_label(code: str) -> str:
+    """Upstream error codes come from the server: keep the label set bounded."""
+    if not _CODE.match(code):
+        return "other"
+    if code not in _codes_seen:
+        if len(_codes_seen) >= _MAX_CODES:
+            return "other"
+        _codes_seen.add(code)
+    return code
+
+
+class CallExporter:
+    """Adds what one call's stats gained since the last flush to the process counters."""
+
+    __slots__ = (
+        "_barge",
+        "_dropped",
+        "_errors",
+        "_frames_in",
+        "_frames_out",
+        "_heard",
+        "_in_ms",
+        "_out_ms",
+        "_rejected",
+        "_responses",
+        "_stale",
+        "_stats",
+        "_tokens",
+        "_truncs",
+        "_turns",
+    )
+
+    def __init__(self, stats: CallStats) -> None:
+        self._stats = stats
+        self._frames_in = self._frames_out = self._dropped = self._stale = self._barge = self._rejected = 0
+        self._turns = self._heard = self._truncs = self._errors = 0
+        self._in_ms = self._out_ms = 0.0
+        self._responses: dict[str, int] = {}
+        self._tokens = dict.fromkeys(TOKEN_KINDS, 0)
+
+    def flush(self) -> None:
+        s = self._stats
+        _add(AUDIO_FRAMES.labels("inbound"), s.frames_in - self._frames_in)
+        _add(AUDIO_FRAMES.labels("outbound"), s.frames_out - self._frames_out)
+        _add(AUDIO_SECONDS.labels("inbound"), (s.audio_in_ms - self._in_ms) / 1000.0)
+        _add(AUDIO_SECONDS.labels("outbound"), (s.audio_out_ms - self._out_ms) / 1000.0)
+        _add(FRAMES_DROPPED.labels("buffer_overflow"), s.frames_dropped - self._dropped)
+        _add(FRAMES_DROPPED.labels("stale_delta"), s.stale_deltas_dropped - self._stale)
+        _add(BARGE_INS, s.barge_ins - self._barge)
+        _add(TRUNCATIONS_REJECTED, s.truncates_rejected - self._rejected)
+        self._frames_in, self._frames_out = s.frames_in, s.frames_out
+        self._in_ms, self._out_ms = s.audio_in_ms, s.audio_out_ms
+        self._dropped, self._stale = s.frames_dropped, s.stale_deltas_dropped
+        self._barge, self._rejected = s.barge_ins, s.truncates_rejected
+        for value in s.turn_latencies_ms[self._turns:]:
+            TURN_LATENCY.observe(value / 1000.0)
+        self._turns = len(s.turn_latencies_ms)
+        for value in s.heard_latencies_ms[self._heard:]:
+            HEARD_LATENCY.observe(value / 1000.0)
+        self._heard = len(s.heard_latencies_ms)
+        for _, end_ms, _sent in s.truncations[self._truncs:]:
+            TRUNCATION_HEARD.observe(end_ms / 1000.0)
+        self._truncs = len(s.truncations)
+        for code in s.upstream_errors[self._errors:]:
+            UPSTREAM_ERRORS.labels(error_code_label(code)).inc()
+        self._errors = len(s.upstream_errors)
+        for status, count in s.responses.items():
+            _add(RESPONSES.labels(status if status in _STATUSES else "other"), count - self._responses.get(status, 0))
+            self._responses[status] = count
+        for kind, count in s.tokens.items():
+            _add(REALTIME_TOKENS.labels(kind), count - self._tokens[kind])
+            self._tokens[kind] = count
+
+
+_STATUSES = frozenset({"completed", "cancelled", "failed", "incomplete", "in_progress"})
+
+
+def _add(counter: Counter, amount: float) -> None:
+    if amount > 0:
+        counter.inc(amount)
