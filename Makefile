@@ -12,8 +12,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Settings come from the environment; a .env file beside this Makefile is loaded first if present.
 run: $(BIN)/.installed
-	$(BIN)/python -m gateway serve
+	@set -a; if [ -f .env ]; then . ./.env; fi; set +a; exec $(BIN)/python -m gateway serve
 
 test: $(BIN)/.installed
 	$(BIN)/python -m ruff check gateway tests
