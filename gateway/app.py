@@ -14,11 +14,13 @@ import structlog
 from aiohttp import web
 
 from gateway.config import Settings, Upstream
+from gateway.http.admin import list_calls
 from gateway.http.health import healthz, metrics_handler, readyz
 from gateway.http.media import media_socket
 from gateway.http.stream_tokens import StreamTokens
 from gateway.http.voice import voice_webhook
 from gateway.observability import metrics
+from gateway.observability.reports import ReportSink
 
 if TYPE_CHECKING:
     from gateway.http.media import MediaSession
@@ -35,6 +37,7 @@ class GatewayState:
     tokens: StreamTokens
     calls: set[MediaSession] = field(default_factory=set)
     draining: bool = False
+    reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
     echo: Any = None  # the built-in echo line, when running offline
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
@@ -79,6 +82,15 @@ async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
         await echo.stop()
 
 
+async def _call_reports(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    await state.reports.start()
+    try:
+        yield
+    finally:
+        await state.reports.stop()
+
+
 async def _loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
     async def monitor() -> None:
         loop = asyncio.get_running_loop()
@@ -111,16 +123,19 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings,
         upstream=settings.upstream,
         tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
+        reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
     )
     app.router.add_post("/voice", voice_webhook)
     app.router.add_get("/voice", voice_webhook)
     app.router.add_get("/media", media_socket)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/calls", list_calls)
     if settings.metrics_port is None:
         app.router.add_get("/metrics", metrics_handler(STATE))
     app.cleanup_ctx.append(_offline_echo_line)
     app.cleanup_ctx.append(_loop_lag_monitor)
+    app.cleanup_ctx.append(_call_reports)
     app.on_shutdown.append(_close_calls)
     return app
 

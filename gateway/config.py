@@ -104,6 +104,10 @@ class Settings:
     drain_timeout_s: float = 600.0
     max_concurrent_calls: int = 0
     max_carrier_message_bytes: int = 64 * 1024
+    max_call_duration_s: float = 14400.0
+    call_reports_dir: Path | None = None
+    call_report_url: str | None = None
+    call_report_mask_numbers: bool = False
     upstream: Upstream = field(
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
     )
@@ -312,6 +316,20 @@ def _agent(env: _Env) -> Agent:
     )
 
 
+def _reports_dir(env: _Env) -> Path | None:
+    raw = env.str("CALL_REPORTS_DIR")
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"CALL_REPORTS_DIR cannot be created: {raw} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"CALL_REPORTS_DIR is not writable: {raw}")
+    return path
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError with a message fit for a user."""
     env = _Env(os.environ if environ is None else environ)
@@ -336,6 +354,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_concurrent_calls=env.int("MAX_CONCURRENT_CALLS", 0, 0, 100000) or 0,
         max_carrier_message_bytes=env.int("MAX_CARRIER_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)
         or 64 * 1024,
+        max_call_duration_s=env.float("MAX_CALL_DURATION_S", 14400.0, 10.0, 86400.0),
+        call_reports_dir=_reports_dir(env),
+        call_report_url=_check_url("CALL_REPORT_URL", url, ("https", "http")) if (url := env.str("CALL_REPORT_URL"))
+        else None,
+        call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
         upstream=_upstream(env),
         agent=_agent(env),
         twilio_auth_token=env.secret("TWILIO_AUTH_TOKEN"),

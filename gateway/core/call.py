@@ -174,14 +174,11 @@ class Call:
             return NOTHING
         if kind == UP_ERROR:
             return self._error(event)
-        if kind == UP_OUTPUT_TRANSCRIPT_DONE:
-            self.stats.transcript.append(("assistant", str(event.get("transcript") or "")))
-            return (Note("transcript", fields={"role": "assistant", "text": event.get("transcript"),
-                                               "item_id": event.get("item_id")}),)
-        if kind == UP_INPUT_TRANSCRIPT_DONE:
-            self.stats.transcript.append(("caller", str(event.get("transcript") or "")))
-            return (Note("transcript", fields={"role": "caller", "text": event.get("transcript"),
-                                               "item_id": event.get("item_id")}),)
+        if kind == UP_OUTPUT_TRANSCRIPT_DONE or kind == UP_INPUT_TRANSCRIPT_DONE:
+            line = {"role": "assistant" if kind == UP_OUTPUT_TRANSCRIPT_DONE else "caller",
+                    "text": str(event.get("transcript") or ""), "item_id": event.get("item_id")}
+            self.stats.transcript.append(line)
+            return (Note("transcript", fields=line),)
         if kind == UP_INPUT_TRANSCRIPT_FAILED:
             return (Note("transcription_failed", "warning", {"error": event.get("error")}),)
         if kind == UP_ITEM_TRUNCATED:

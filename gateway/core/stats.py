@@ -31,7 +31,7 @@ class CallStats:
     upstream_errors: list[str] = field(default_factory=list)
     responses: dict[str, int] = field(default_factory=dict)  # final status -> count
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
-    transcript: list[tuple[str, str]] = field(default_factory=list)  # (role, text)
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # {role, text, item_id}
 
     def count_response(self, status: str, usage: Any) -> None:
         self.responses[status] = self.responses.get(status, 0) + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from gateway.core.events import (
     CARRIER_MARK,
     CARRIER_START,
     CARRIER_STOP,
+    UP_SESSION_UPDATED,
     AppendAudio,
     CancelResponse,
     CarrierStart,
@@ -43,6 +45,7 @@ from gateway.core.events import (
 )
 from gateway.http.stream_tokens import TokenRejected
 from gateway.observability import metrics
+from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime import dialect
 from gateway.realtime.connection import UpstreamConnectError, open_realtime
 from gateway.realtime.events import kind_of
@@ -73,6 +76,9 @@ class MediaSession:
         self.outcome: str | None = None
         self.reason = ""
         self.started_at = time.monotonic()
+        self.started_wall = datetime.datetime.now(datetime.UTC)
+        self.session_ready = False
+        self.upstream_opening: float | None = None
         self.start: CarrierStart | None = None
         self.violations = 0
         self.log = log.bind(carrier=self.face.carrier)
@@ -100,7 +106,7 @@ class MediaSession:
                             call.carrier_mark(data, self._loop.time() * 1000.0)
                             continue
                         if kind is CARRIER_START:
-                            start_deadline.reschedule(None)
+                            start_deadline.reschedule(self._loop.time() + self.state.settings.max_call_duration_s)
                             if not self.begin(data):
                                 break
                         elif kind is CARRIER_STOP:
@@ -119,9 +125,13 @@ class MediaSession:
                         self.end("carrier_error", "carrier socket error")
                         break
         except TimeoutError:
-            metrics.TOKENS_REJECTED.labels("no_start").inc()
-            self.log.warning("media_stream_without_start", timeout_s=START_TIMEOUT_S)
-            self.end("rejected", "no start frame")
+            if self.start is None:
+                metrics.TOKENS_REJECTED.labels("no_start").inc()
+                self.log.warning("media_stream_without_start", timeout_s=START_TIMEOUT_S)
+                self.end("rejected", "no start frame")
+            else:
+                self.log.warning("call_too_long", max_s=self.state.settings.max_call_duration_s)
+                self.end("timeout", "maximum call duration reached")
         except Exception:
             self.log.exception("media_session_failed")
             self.end("carrier_error", "internal error on the carrier side")
@@ -155,7 +165,7 @@ class MediaSession:
 
     async def run_upstream(self) -> None:
         upstream = self.state.upstream
-        started = time.perf_counter()
+        self.upstream_opening = time.perf_counter()
         try:
             conn = await open_realtime(upstream)
         except UpstreamConnectError as exc:
@@ -163,7 +173,6 @@ class MediaSession:
             self.log.error("upstream_connect_failed", error=str(exc), status=exc.status)
             await self.hangup("upstream_error", str(exc))
             return
-        metrics.UPSTREAM_CONNECT.labels(upstream.provider).observe(time.perf_counter() - started)
         self.upstream = conn
         call = self.call
         loop = self._loop
@@ -178,6 +187,10 @@ class MediaSession:
                     metrics.UPSTREAM_ERRORS.labels("invalid_json").inc()
                     self.log.warning("upstream_event_unreadable", size=len(raw))
                     continue
+                if kind is UP_SESSION_UPDATED and not self.session_ready:
+                    self.session_ready = True  # connect time = handshake + our configuration applied
+                    metrics.UPSTREAM_CONNECT.labels(upstream.provider).observe(
+                        time.perf_counter() - self.upstream_opening)
                 actions = call.upstream_event(kind, event, received)
                 if actions:
                     await self.perform(actions, received)
@@ -263,14 +276,26 @@ class MediaSession:
         if self.start is not None:
             metrics.CALL_DURATION.observe(duration)
         metrics.CALLS.labels(self.face.carrier, self.state.upstream.provider, self.outcome).inc()
+        start = self.start
+        summary = call_summary(
+            call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
+            carrier=self.face.carrier, provider=self.state.upstream.provider,
+            parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
+            outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
+            carrier_errors=self.violations, mask_numbers=self.state.settings.call_report_mask_numbers)
+        self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
+        self.state.reports.submit(summary)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Running figures for GET /calls."""
         s = self.call.stats
-        self.log.info("call_ended", outcome=self.outcome, reason=self.reason, duration_s=round(duration, 3),
-                      turns=s.turns, barge_ins=s.barge_ins, frames_in=s.frames_in, frames_out=s.frames_out,
-                      truncations=[{"item_id": i, "audio_end_ms": e, "sent_ms": round(t)} for i, e, t in s.truncations],
-                      turn_latency_ms=[round(x) for x in s.turn_latencies_ms],
-                      heard_latency_ms=[round(x) for x in s.heard_latencies_ms],
-                      tokens=s.tokens, responses=s.responses, upstream_errors=s.upstream_errors,
-                      carrier_errors=self.violations)
+        start = self.start
+        return {"call_sid": start.call_id if start else None, "stream_sid": start.stream_id if start else None,
+                "carrier": self.face.carrier, "started_at": self.started_wall.isoformat(timespec="seconds"),
+                "duration_s": round(time.monotonic() - self.started_at, 1), "upstream_ready": self.call.upstream_ready,
+                "turns": s.turns, "barge_ins": s.barge_ins, "turn_latency_ms": percentiles(s.turn_latencies_ms),
+                "heard_latency_ms": percentiles(s.heard_latencies_ms), "tokens": dict(s.tokens),
+                "frames": {"inbound": s.frames_in, "outbound": s.frames_out}, "carrier_errors": self.violations}
 
 
 async def media_socket(request: web.Request) -> web.StreamResponse:

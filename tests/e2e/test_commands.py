@@ -54,7 +54,7 @@ async def test_serve_offline_answers_a_simulated_call_and_drains_on_sigterm():
         assert call.returncode == 0, err.decode()
         report = orjson.loads(out)
         assert len(report["turn_latencies_ms"]) == 1
-        ended = await read_until(proc.stdout, "call_ended", lines)
+        ended = await read_until(proc.stdout, "call_summary", lines)
         assert ended["outcome"] == "completed" and ended["call_sid"].startswith("CA")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
