@@ -25,8 +25,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "LOG_FORMAT": "json", "HOST": "127.0.0.1", **extra}
 
 
-async def read_until(stream: asyncio.StreamReader, event: str, lines: list[dict], timeout: float = 15.0) -> dict:
-    async with asyncio.timeout(timeout):
+async def read_until(stream: asyncio.StreamReader, event: str, lines: list[dict], within_s: float = 15.0) -> dict:
+    async with asyncio.timeout(within_s):
         while True:
             raw = await stream.readline()
             if not raw:

@@ -32,8 +32,8 @@ async def scrape(url: str) -> dict[str, dict]:
         text = await resp.text()
     families = {}
     for family in text_string_to_metric_families(text):
-        families[family.name] = {"type": family.type,
-                                 "samples": {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}}
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+        families[family.name] = {"type": family.type, "samples": samples}
     return families
 
 

@@ -1,0 +1,253 @@
+"""Fixtures of the deploy checks: the chart rendered by the real Helm engine, offline.
+
+helm-sdkpy (Python 3.12+) bundles Helm's Go library but has no `template` action; its
+Install talks to an API server. So each render starts a loopback FakeKubeAPIServer,
+runs `helm install` (and an upgrade) against it in a child process (helm_worker.py)
+and takes the objects Helm created from the server's recording.
+
+These checks need `deploy/requirements-check.txt` on Python 3.12+: `make test-deploy`
+builds that environment (.venv-deploy). Elsewhere they skip and say so; inside
+.venv-deploy (or with DEPLOY_CHECKS_STRICT=1) a missing tool is a failure instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .fake_apiserver import FakeKubeAPIServer
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm"
+DEPLOY = REPO / "deploy"
+WORKER = Path(__file__).with_name("helm_worker.py")
+
+RUN_HINT = "run `make test-deploy` (needs python3.12)"
+
+# Kubernetes versions the fake API server reports: the chart's minimum, and a recent one.
+KUBE_MIN = "v1.27.0"
+KUBE_RECENT = "v1.34.0"
+
+# name -> (values file or None, release name, Kubernetes version reported to Helm)
+VALUES_SETS: dict[str, tuple[Path | None, str, str]] = {
+    "default": (None, "voice-gateway", KUBE_MIN),
+    "all-on": (CHART / "ci" / "all-on-values.yaml", "all-on", KUBE_RECENT),
+    "production": (CHART / "ci" / "production-values.yaml", "gw", KUBE_RECENT),
+}
+NAMESPACE = "telephony"
+
+# Seconds a whole helm install (+ upgrade) may take in the child process.
+HELM_TIMEOUT_S = 90
+
+
+def _strict() -> bool:
+    return os.environ.get("DEPLOY_CHECKS_STRICT") == "1" or Path(sys.prefix).name == ".venv-deploy"
+
+
+def require(*modules: str, python: tuple[int, int] | None = None) -> None:
+    """Skip (or, in the deploy environment, fail) unless the interpreter and modules fit."""
+    problems = []
+    if python and sys.version_info < python:
+        problems.append(f"Python {python[0]}.{python[1]}+ (this is {sys.version.split()[0]})")
+    problems += [m for m in modules if importlib.util.find_spec(m) is None]
+    if problems:
+        message = f"deploy check needs {', '.join(problems)}: {RUN_HINT}"
+        if _strict():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def require_helm() -> None:
+    require("helm_sdkpy", "yaml", python=(3, 12))
+
+
+def load_yaml_all(text: str) -> list[dict[str, Any]]:
+    import yaml
+
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def values_for(name: str) -> dict[str, Any]:
+    import yaml
+
+    path = VALUES_SETS[name][0]
+    if path is None:
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@dataclass
+class Render:
+    """What one `helm install` (+ `helm upgrade`) of the chart produced."""
+
+    name: str
+    release: str
+    kube_version: str
+    objects: list[dict[str, Any]]  # bodies Helm POSTed to the API server, in order
+    manifest: list[dict[str, Any]]  # the release manifest, parsed
+    hooks: list[dict[str, Any]]  # hook manifests (helm test pod), parsed
+    notes: str
+    upgrade_manifest: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def all_objects(self) -> list[dict[str, Any]]:
+        return self.objects + self.hooks
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def one(self, kind: str, name_suffix: str = "") -> dict[str, Any]:
+        found = [o for o in self.of_kind(kind) if o["metadata"]["name"].endswith(name_suffix)]
+        if name_suffix == "" and kind == "ConfigMap":
+            found = [o for o in found if not o["metadata"]["name"].endswith(("-instructions", "-dashboard"))]
+        assert len(found) == 1, f"{self.name}: expected one {kind}{name_suffix!r}, got {len(found)}"
+        return found[0]
+
+    def values(self) -> dict[str, Any]:
+        return values_for(self.name)
+
+
+class HelmFailed(Exception):
+    pass
+
+
+class HelmHarness:
+    """Runs helm-sdkpy in a child process against a fake API server it starts and stops."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._servers: list[FakeKubeAPIServer] = []
+        self._cache: dict[str, Render] = {}
+
+    def _env(self) -> dict[str, str]:
+        home = self.workdir / "home"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "HELM_"))}
+        env.update(
+            HOME=str(home),
+            HELM_DRIVER="memory",
+            HELM_CACHE_HOME=str(home / "cache"),
+            HELM_CONFIG_HOME=str(home / "config"),
+            HELM_DATA_HOME=str(home / "data"),
+            KUBECONFIG=str(home / "no-kubeconfig"),
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+        )
+        return env
+
+    def call(self, request: dict[str, Any], timeout: float = HELM_TIMEOUT_S) -> dict[str, Any]:
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(WORKER)], input=json.dumps(request), capture_output=True, text=True,
+                timeout=timeout, env=self._env(), cwd=self.workdir, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:  # the child is killed by subprocess.run
+            raise AssertionError(f"helm {request['action']} did not finish in {timeout} s") from exc
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise AssertionError(f"helm worker exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        answer = json.loads(proc.stdout)
+        if not answer["ok"]:
+            raise HelmFailed(answer["error"])
+        return answer
+
+    def install(
+        self,
+        values: dict[str, Any],
+        *,
+        release: str = "voice-gateway",
+        kube_version: str = KUBE_RECENT,
+        upgrade: bool = False,
+        chart: Path = CHART,
+        seed: list[dict[str, Any]] | None = None,
+    ) -> tuple[dict[str, Any], FakeKubeAPIServer]:
+        server = FakeKubeAPIServer(git_version=kube_version).start()
+        self._servers.append(server)
+        try:
+            for obj in seed or []:
+                server.add_object(obj)
+            answer = self.call({
+                "action": "install", "chart": str(chart), "release": release, "namespace": NAMESPACE,
+                "kubeconfig": server.kubeconfig(NAMESPACE), "values": values, "upgrade": upgrade,
+                "timeout": HELM_TIMEOUT_S - 10,
+            })
+        finally:
+            server.stop()
+            self._servers.remove(server)
+        assert not server.errors, f"fake API server errors: {server.errors}"
+        return answer, server
+
+    def render(self, name: str) -> Render:
+        if name not in self._cache:
+            _, release, kube_version = VALUES_SETS[name]
+            answer, server = self.install(values_for(name), release=release, kube_version=kube_version,
+                                          upgrade=True)
+            install = answer["install"]
+            self._cache[name] = Render(
+                name=name,
+                release=release,
+                kube_version=kube_version,
+                objects=server.created_manifests(),
+                manifest=load_yaml_all(install["manifest"]),
+                hooks=[doc for hook in install.get("hooks") or [] for doc in load_yaml_all(hook["manifest"])],
+                notes=install["info"].get("notes", ""),
+                upgrade_manifest=load_yaml_all(answer["upgrade"]["manifest"]),
+                requests=list(server.requests),
+            )
+        return copy.deepcopy(self._cache[name])
+
+    def lint(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """helm lint on a copy of the chart whose values.yaml has `values` merged in (Lint takes no values)."""
+        import yaml
+
+        chart = Path(tempfile.mkdtemp(prefix="chart-", dir=self.workdir)) / "voice-gateway"
+        shutil.copytree(CHART, chart, symlinks=False)
+        if values:
+            merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
+            (chart / "values.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+        return self.call({"action": "lint", "chart": str(chart)}, timeout=60)["lint"]
+
+    def close(self) -> None:
+        for server in list(self._servers):
+            server.stop()
+        self._servers.clear()
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's way of layering a values file over the chart's values."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory):
+    require_helm()
+    harness = HelmHarness(tmp_path_factory.mktemp("helm"))
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.fixture(scope="session", params=list(VALUES_SETS))
+def rendered(request: pytest.FixtureRequest, helm: HelmHarness) -> Render:
+    return helm.render(request.param)
