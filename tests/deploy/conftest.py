@@ -17,6 +17,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,59 @@ VALUES_SETS: dict[str, tuple[Path | None, str, str]] = {
     "production": (CHART / "ci" / "production-values.yaml", "gw", KUBE_RECENT),
 }
 NAMESPACE = "telephony"
+
+# The gateway's environment. The variables the deploy issue fixed are always routed; the
+# rest come from .env.example, the gateway's own list (test_values_route_every_variable keeps
+# helm/values.yaml in step with it).
+BASE_ENV = {
+    "HOST", "PORT", "PUBLIC_URL", "METRICS_PORT", "LOG_LEVEL", "LOG_FORMAT", "DRAIN_TIMEOUT_S", "MAX_CONCURRENT_CALLS",
+    "REALTIME_PROVIDER", "OPENAI_REALTIME_MODEL", "OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_DEPLOYMENT", "AZURE_OPENAI_API_VERSION", "REALTIME_URL", "REALTIME_AUTH", "REALTIME_DIALECT",
+    "UPSTREAM_CONNECT_TIMEOUT_S", "AGENT_INSTRUCTIONS", "AGENT_INSTRUCTIONS_FILE", "AGENT_VOICE", "AGENT_GREETING",
+    "TURN_DETECTION", "VAD_THRESHOLD", "VAD_PREFIX_PADDING_MS", "VAD_SILENCE_DURATION_MS", "VAD_EAGERNESS",
+    "INPUT_TRANSCRIPTION_MODEL", "NOISE_REDUCTION", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "REALTIME_API_KEY",
+    "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET", "ADMIN_TOKEN",
+}
+# Set by the chart from other values, not through `config`.
+CHART_OWNED_ENV = {"HOST", "PORT", "METRICS_PORT", "DRAIN_TIMEOUT_S"}
+ENV_EXAMPLE = REPO / ".env.example"
+
+
+def is_secret_name(name: str) -> bool:
+    """Keys, secrets, tokens and passwords go to a Secret; identifiers (..._SID) and TTLs do not."""
+    return bool(re.search(r"(API_KEY|SECRET|PASSWORD|_TOKEN)$", name)) and not name.endswith("_SID")
+
+
+def env_example_names() -> set[str]:
+    """Variable names of .env.example (set or commented out); empty when the file is missing."""
+    if not ENV_EXAMPLE.exists():
+        return set()
+    return set(re.findall(r"^#?[ \t]*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
+
+
+def gateway_env() -> set[str]:
+    return BASE_ENV | env_example_names()
+
+
+# The gateway's metrics (prefix gateway_), the names the dashboard and alerts may use.
+GATEWAY_METRICS = {
+    "gateway_calls_active", "gateway_calls_total", "gateway_call_duration_seconds",
+    "gateway_turn_latency_seconds", "gateway_heard_latency_seconds", "gateway_upstream_connect_seconds",
+    "gateway_barge_ins_total", "gateway_barge_in_reaction_seconds", "gateway_truncations_rejected_total",
+    "gateway_upstream_errors_total", "gateway_carrier_protocol_errors_total", "gateway_realtime_tokens_total",
+    "gateway_event_loop_lag_seconds", "gateway_audio_frames_total", "gateway_webhook_requests_total",
+}
+
+METRICS_SOURCE = REPO / "gateway" / "observability" / "metrics.py"
+
+
+def defined_metrics() -> dict[str, str]:
+    """Metric name -> type, read from the gateway's metrics module as text (the gateway is not imported)."""
+    if not METRICS_SOURCE.exists():
+        return {}
+    found = re.findall(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"(gateway_[a-z0-9_]+)\"", METRICS_SOURCE.read_text())
+    return {name: kind for kind, name in found}
+
 
 # Seconds a whole helm install (+ upgrade) may take in the child process.
 HELM_TIMEOUT_S = 90
@@ -95,15 +149,17 @@ class Render:
     name: str
     release: str
     kube_version: str
-    objects: list[dict[str, Any]]  # bodies Helm POSTed to the API server, in order
+    objects: list[dict[str, Any]]  # bodies Helm POSTed to the API server, in order (hooks apart)
     manifest: list[dict[str, Any]]  # the release manifest, parsed
     hooks: list[dict[str, Any]]  # hook manifests (helm test pod), parsed
     notes: str
     upgrade_manifest: list[dict[str, Any]] = field(default_factory=list)
+    created_hooks: list[dict[str, Any]] = field(default_factory=list)  # hook objects `helm test` created
+    test_result: dict[str, Any] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     def all_objects(self) -> list[dict[str, Any]]:
-        return self.objects + self.hooks
+        return self.objects + self.created_hooks
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o["kind"] == kind]
@@ -168,10 +224,13 @@ class HelmHarness:
         release: str = "voice-gateway",
         kube_version: str = KUBE_RECENT,
         upgrade: bool = False,
+        test: bool = False,
+        pod_phase: str = "Succeeded",
         chart: Path = CHART,
         seed: list[dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], FakeKubeAPIServer]:
-        server = FakeKubeAPIServer(git_version=kube_version).start()
+        # No kubelet runs the `helm test` pod: the fake server reports it finished with pod_phase.
+        server = FakeKubeAPIServer(git_version=kube_version, pod_phase=pod_phase).start()
         self._servers.append(server)
         try:
             for obj in seed or []:
@@ -179,7 +238,7 @@ class HelmHarness:
             answer = self.call({
                 "action": "install", "chart": str(chart), "release": release, "namespace": NAMESPACE,
                 "kubeconfig": server.kubeconfig(NAMESPACE), "values": values, "upgrade": upgrade,
-                "timeout": HELM_TIMEOUT_S - 10,
+                "test": test, "timeout": (HELM_TIMEOUT_S - 10) // 2,
             })
         finally:
             server.stop()
@@ -191,13 +250,17 @@ class HelmHarness:
         if name not in self._cache:
             _, release, kube_version = VALUES_SETS[name]
             answer, server = self.install(values_for(name), release=release, kube_version=kube_version,
-                                          upgrade=True)
+                                          upgrade=True, test=True)
             install = answer["install"]
+            created = server.created_manifests()
+            is_hook = [bool(o["metadata"].get("annotations", {}).get("helm.sh/hook")) for o in created]
             self._cache[name] = Render(
                 name=name,
                 release=release,
                 kube_version=kube_version,
-                objects=server.created_manifests(),
+                objects=[o for o, hook in zip(created, is_hook, strict=True) if not hook],
+                created_hooks=[o for o, hook in zip(created, is_hook, strict=True) if hook],
+                test_result=answer["test"],
                 manifest=load_yaml_all(install["manifest"]),
                 hooks=[doc for hook in install.get("hooks") or [] for doc in load_yaml_all(hook["manifest"])],
                 notes=install["info"].get("notes", ""),

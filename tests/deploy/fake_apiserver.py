@@ -192,6 +192,7 @@ class FakeKubeAPIServer:
         git_version: str = "v1.34.0",
         extra_group_versions: tuple[str, ...] = (),
         max_watch_s: float = 3.0,
+        pod_phase: str | None = None,
     ) -> None:
         self.resources = resources
         self.git_version = git_version
@@ -199,6 +200,9 @@ class FakeKubeAPIServer:
         # which a metrics adapter registers): lets a chart's `.Capabilities.APIVersions.Has` see them.
         self.extra_group_versions = extra_group_versions
         self.max_watch_s = max_watch_s
+        # When set, a created Pod is stored with this status.phase ("Succeeded" lets `helm test`
+        # see its test pod finish, since no kubelet runs it).
+        self.pod_phase = pod_phase
         self.recorded: list[Recorded] = []
         self.requests: list[tuple[str, str]] = []
         self._errors: list[str] = []
@@ -323,6 +327,21 @@ class FakeKubeAPIServer:
         obj.setdefault("kind", rt.kind)
         return obj
 
+    def _pod_status(self, pod: dict[str, Any]) -> dict[str, Any]:
+        done = self.pod_phase in ("Succeeded", "Failed")
+        exit_code = 0 if self.pod_phase != "Failed" else 1
+        statuses = []
+        for container in pod.get("spec", {}).get("containers", []):
+            state: dict[str, Any] = (
+                {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}}
+                if done else {"running": {}}
+            )
+            statuses.append({"name": container.get("name", ""), "image": container.get("image", ""),
+                             "imageID": "", "ready": not done, "restartCount": 0, "started": not done,
+                             "state": state})
+        return {"phase": self.pod_phase, "containerStatuses": statuses,
+                "conditions": [{"type": "Ready", "status": "False" if done else "True"}]}
+
     def _publish(self, event_type: str, rt: ResourceType, obj: dict[str, Any]) -> None:
         ns = obj.get("metadata", {}).get("namespace", "")
         for wrt, wns, q in self._watchers:
@@ -379,6 +398,14 @@ class FakeKubeAPIServer:
                 h.wfile.write(data)
                 return None
             if path == "/openapi/v2":
+                if "protobuf" in (h.headers.get("Accept") or ""):
+                    # An empty protobuf message is zero bytes: an OpenAPI v2 Document with nothing
+                    # in it, which is what client-go's validation asks for before hooks.
+                    h.send_response(200)
+                    h.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+                    h.send_header("Content-Length", "0")
+                    h.end_headers()
+                    return None
                 return h._send_json(200, {"swagger": "2.0", "info": {"title": "fake", "version": "v0"},
                                           "paths": {}, "definitions": {}})
             if path == "/openapi/v3":
@@ -540,6 +567,8 @@ class FakeKubeAPIServer:
                 return h._send_json(409, _status(409, "AlreadyExists", f'{rt.plural} "{name}" already exists',
                                                  {"name": name, "group": rt.group, "kind": rt.plural}))
             obj = self._stamp(copy.deepcopy(body), rt, ns)
+            if rt.kind == "Pod" and self.pod_phase:
+                obj["status"] = self._pod_status(obj)
             if not dry_run:
                 self._objects[key] = obj
                 self._publish("ADDED", rt, obj)

@@ -7,8 +7,8 @@ load time (HELM_DRIVER=memory keeps release records in memory, not in cluster Se
 Reads one JSON request on stdin and prints one JSON answer on stdout:
 
     {"action": "install", "chart": DIR, "release": NAME, "namespace": NS, "kubeconfig": YAML,
-     "values": {...}, "upgrade": true|false, "timeout": SECONDS}
-      -> {"ok": true, "install": <release>, "upgrade": <release or null>}
+     "values": {...}, "upgrade": true|false, "test": true|false, "timeout": SECONDS}
+      -> {"ok": true, "install": <release>, "upgrade": <release or null>, "test": <release or null>}
     {"action": "lint", "chart": DIR}
       -> {"ok": true, "lint": <lint result>}
 
@@ -49,7 +49,10 @@ async def _install(request: dict[str, Any]) -> dict[str, Any]:
             request["release"], request["chart"], values=request.get("values") or None,
             wait=False, timeout=timeout,
         )
-    return {"ok": True, "install": installed, "upgrade": upgraded}
+    tested = None
+    if request.get("test"):  # `helm test`: creates the test hook pod and waits for it to finish
+        tested = await asyncio.wait_for(helm_sdkpy.ReleaseTest(config).run(request["release"]), timeout)
+    return {"ok": True, "install": installed, "upgrade": upgraded, "test": tested}
 
 
 async def _lint(request: dict[str, Any]) -> dict[str, Any]:

@@ -128,6 +128,29 @@ def test_kubeconfig_points_at_the_server(server: FakeKubeAPIServer) -> None:
     assert server.url.startswith("http://127.0.0.1:")
 
 
+def test_openapi_v2_protobuf_is_an_empty_document(server: FakeKubeAPIServer) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", "/openapi/v2", headers={
+            "Accept": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == b""
+        assert "protobuf" in response.getheader("Content-Type", "")
+    finally:
+        conn.close()
+
+
+def test_pods_report_the_configured_phase() -> None:
+    with FakeKubeAPIServer(pod_phase="Succeeded") as srv:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+               "spec": {"containers": [{"name": "c", "image": "i"}]}}
+        status, created = _request(srv, "POST", "/api/v1/namespaces/ns/pods", pod)
+        assert status == 201 and created["status"]["phase"] == "Succeeded"
+        assert created["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+        assert srv.created_manifests() == [pod]
+
+
 def test_seeded_objects_are_served(server: FakeKubeAPIServer) -> None:
     server.add_object({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
                        "data": {"K": "dg=="}})

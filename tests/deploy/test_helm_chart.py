@@ -7,36 +7,28 @@ and helm/ci/production-values.yaml.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 
 from .conftest import (
+    CHART,
+    CHART_OWNED_ENV,
+    DEPLOY,
+    ENV_EXAMPLE,
     KUBE_MIN,
     NAMESPACE,
     HelmFailed,
     HelmHarness,
     Render,
+    gateway_env,
+    is_secret_name,
     require,
     secret_data,
     values_for,
 )
-
-# The gateway's environment (the facts the chart is written against).
-SERVER_ENV = {"HOST", "PORT", "PUBLIC_URL", "METRICS_PORT", "LOG_LEVEL", "LOG_FORMAT", "DRAIN_TIMEOUT_S",
-              "MAX_CONCURRENT_CALLS"}
-UPSTREAM_ENV = {"REALTIME_PROVIDER", "OPENAI_REALTIME_MODEL", "OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT",
-                "AZURE_OPENAI_DEPLOYMENT", "AZURE_OPENAI_API_VERSION", "REALTIME_URL", "REALTIME_AUTH",
-                "REALTIME_DIALECT", "UPSTREAM_CONNECT_TIMEOUT_S"}
-AGENT_ENV = {"AGENT_INSTRUCTIONS", "AGENT_INSTRUCTIONS_FILE", "AGENT_VOICE", "AGENT_GREETING", "TURN_DETECTION",
-             "VAD_THRESHOLD", "VAD_PREFIX_PADDING_MS", "VAD_SILENCE_DURATION_MS", "VAD_EAGERNESS",
-             "INPUT_TRANSCRIPTION_MODEL", "NOISE_REDUCTION"}
-SECRET_ENV = {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "REALTIME_API_KEY", "TWILIO_AUTH_TOKEN",
-              "STREAM_TOKEN_SECRET", "ADMIN_TOKEN"}
-CONFIG_ENV = SERVER_ENV | UPSTREAM_ENV | AGENT_ENV
-# Set by the chart from other values, not through `config`.
-CHART_OWNED_ENV = {"HOST", "PORT", "METRICS_PORT", "DRAIN_TIMEOUT_S"}
 
 # Kinds whose schemas kubernetes-validate does not ship (Prometheus Operator CRDs).
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -90,11 +82,25 @@ def test_recorded_objects_are_the_release_manifest(rendered: Render) -> None:
     assert ("GET", "/version") in rendered.requests
 
 
-def test_helm_test_hook_is_rendered(rendered: Render) -> None:
+def test_helm_test_runs_the_hook_pod(rendered: Render) -> None:
+    """`helm test` creates the test pod (validated with the rest) and sees it succeed."""
     (pod,) = rendered.hooks
     assert pod["kind"] == "Pod"
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert "/readyz" in pod["spec"]["containers"][0]["command"][-1]
+    script = pod["spec"]["containers"][0]["command"][-1]
+    service = rendered.one("Service")
+    assert f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}" in script
+    assert "/readyz" in script and "/metrics" in script
+    assert [o["metadata"]["name"] for o in rendered.created_hooks] == [pod["metadata"]["name"]]
+    (hook,) = rendered.test_result["hooks"]
+    assert hook["last_run"]["phase"] == "Succeeded"
+    # Helm really waited: client-go listed/watched the pods (initial events, then the bookmark).
+    assert any("watch=true" in path and "/pods" in path for _, path in rendered.requests)
+
+
+def test_helm_test_fails_when_the_test_pod_fails(helm: HelmHarness) -> None:
+    with pytest.raises(HelmFailed, match="failed"):
+        helm.install({}, release="failing", test=True, pod_phase="Failed")
 
 
 # -- schemas ---------------------------------------------------------------------------------
@@ -223,9 +229,10 @@ def test_pods_run_locked_down(rendered: Render) -> None:
 def test_config_and_secrets_are_routed_apart(rendered: Render) -> None:
     config = _config(rendered)
     secret = rendered.one("Secret")
-    assert set(config) <= CONFIG_ENV, f"unknown variables in the ConfigMap: {set(config) - CONFIG_ENV}"
-    assert not set(config) & SECRET_ENV, "a secret landed in the ConfigMap"
-    assert set(secret["data"]) <= SECRET_ENV
+    known = gateway_env()
+    assert set(config) <= known, f"unknown variables in the ConfigMap: {set(config) - known}"
+    assert not [k for k in config if is_secret_name(k)], "a secret landed in the ConfigMap"
+    assert set(secret["data"]) <= known and all(is_secret_name(k) for k in secret["data"])
     assert "stringData" not in secret
     name = rendered.one("Deployment")["metadata"]["name"]
     env_from = _container(rendered)["envFrom"]
@@ -248,27 +255,27 @@ def test_metrics_stay_off_the_public_port(rendered: Render) -> None:
                 assert path["backend"]["service"]["port"] == {"name": "http"}
 
 
-def test_stream_token_secret_is_generated_and_kept_on_upgrade(helm: HelmHarness) -> None:
+@pytest.mark.parametrize("key", ["STREAM_TOKEN_SECRET", "ADMIN_TOKEN"])
+def test_generated_secrets_are_kept_on_upgrade(helm: HelmHarness, key: str) -> None:
     tokens = {}
     for name in ("default", "production"):
         render = helm.render(name)
-        installed = secret_data(render.one("Secret"))["STREAM_TOKEN_SECRET"]
+        installed = secret_data(render.one("Secret"))[key]
         (upgraded_secret,) = [o for o in render.upgrade_manifest if o["kind"] == "Secret"]
-        assert secret_data(upgraded_secret)["STREAM_TOKEN_SECRET"] == installed, "upgrade changed the HMAC secret"
+        assert secret_data(upgraded_secret)[key] == installed, f"upgrade changed {key}"
         assert re.fullmatch(r"[A-Za-z0-9]{48}", installed)
         tokens[name] = installed
-    assert tokens["default"] != tokens["production"], "the generated secret is not random"
+    assert tokens["default"] != tokens["production"], f"the generated {key} is not random"
     # Given explicitly, it is used as is.
-    all_on = helm.render("all-on")
-    given = values_for("all-on")["secrets"]["values"]["STREAM_TOKEN_SECRET"]
-    assert secret_data(all_on.one("Secret")) == {"STREAM_TOKEN_SECRET": given}
+    given = values_for("all-on")["secrets"]["values"][key]
+    assert secret_data(helm.render("all-on").one("Secret"))[key] == given
 
 
 def test_existing_secret_is_loaded_last(helm: HelmHarness) -> None:
     render = helm.render("production")
     env_from = _container(render)["envFrom"]
     assert env_from[-1] == {"secretRef": {"name": "voice-gateway-keys"}}
-    assert set(render.one("Secret")["data"]) == {"STREAM_TOKEN_SECRET"}
+    assert set(render.one("Secret")["data"]) == {"STREAM_TOKEN_SECRET", "ADMIN_TOKEN"}
 
 
 def test_api_keys_go_to_the_secret(helm: HelmHarness) -> None:
@@ -300,19 +307,47 @@ def test_public_url_comes_from_the_ingress_host(helm: HelmHarness) -> None:
     assert "PUBLIC_URL" not in _config(helm.render("default"))
 
 
-def test_values_document_every_gateway_variable() -> None:
+def test_values_route_every_variable() -> None:
+    """values.yaml has every variable of the gateway (.env.example), secrets under secrets.values,
+    the rest under config, each with its comment; the values schema knows the same names."""
     require("yaml")
     import yaml
 
-    from .conftest import CHART
-
+    assert ENV_EXAMPLE.exists(), ".env.example is missing at the repository root (docker-compose.yml uses .env)"
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert set(values["config"]) == CONFIG_ENV - CHART_OWNED_ENV
-    assert set(values["secrets"]["values"]) == SECRET_ENV
+    config, secrets = set(values["config"]), set(values["secrets"]["values"])
+    expected = gateway_env()
+    assert config | secrets | CHART_OWNED_ENV == expected, (
+        f"not in helm/values.yaml: {sorted(expected - config - secrets - CHART_OWNED_ENV)}; "
+        f"not in .env.example: {sorted((config | secrets) - expected)}")
+    assert not config & CHART_OWNED_ENV
+    assert all(is_secret_name(k) for k in secrets), "a non-secret under secrets.values"
+    assert not [k for k in config if is_secret_name(k)], "a secret under config"
     text = (CHART / "values.yaml").read_text()
-    for name in (CONFIG_ENV - CHART_OWNED_ENV) | SECRET_ENV:
-        # Each variable has a comment line right above it.
+    for name in config | secrets:
         assert re.search(rf"#[^\n]*\n\s+{name}:", text), f"{name} is not documented in values.yaml"
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]
+    assert set(schema["config"]["properties"]) == config
+    assert set(schema["secrets"]["properties"]["values"]["properties"]) == secrets
+
+
+def test_values_are_documented_field_by_field() -> None:
+    """Every key of values.yaml down to the second level has a comment right above it, but for the
+    children of objects passed through to Kubernetes as they are (security contexts, resources)."""
+    passthrough = {"podSecurityContext", "securityContext", "resources"}
+    parent, undocumented = "", []
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"^( {0,2})([A-Za-z][A-Za-z0-9_]*):", line)
+        if not match:
+            continue
+        if not match.group(1):
+            parent = match.group(2)
+        elif parent in passthrough:
+            continue
+        if not lines[i - 1].strip().startswith("#"):
+            undocumented.append(f"{i + 1}: {line.strip()}")
+    assert not undocumented, f"values.yaml fields without a comment: {undocumented}"
 
 
 # -- exposure and scaling --------------------------------------------------------------------
@@ -377,10 +412,6 @@ def test_service_selects_the_pods(rendered: Render) -> None:
 
 
 def test_dashboard_configmap_carries_the_dashboard(helm: HelmHarness) -> None:
-    import json
-
-    from .conftest import DEPLOY
-
     dashboard = helm.render("all-on").one("ConfigMap", "-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads(dashboard["data"]["voice-gateway.json"])
@@ -410,14 +441,22 @@ def test_notes_tell_how_to_point_twilio_at_it(rendered: Render) -> None:
         ({"drain": {"terminationGracePeriodSeconds": 600}}, "must exceed"),
         ({"secrets": {"existingSecret": "keys", "values": {"OPENAI_API_KEY": "sk-x"}}}, "existingSecret"),
         ({"config": {"LOG_LEVL": "debug"}}, "LOG_LEVL"),
+        ({"agentInstructions": "Be brief.", "config": {"AGENT_INSTRUCTIONS": "Be long."}}, "not both"),
+        ({"secrets": {"values": {"STREAM_TOKEN_SECRET": "short"}}}, "STREAM_TOKEN_SECRET"),
         ({"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 0}}, "has no metric"),
         ({"metrics": {"port": 8080}}, "metrics.port must differ"),
     ],
-    ids=["grace-too-short", "secret-both-ways", "typo-in-config", "hpa-without-metric", "metrics-port-clash"],
+    ids=["grace-too-short", "secret-both-ways", "typo-in-config", "instructions-twice", "short-hmac-secret",
+         "hpa-without-metric", "metrics-port-clash"],
 )
 def test_bad_values_are_refused(helm: HelmHarness, values: dict[str, Any], message: str) -> None:
     with pytest.raises(HelmFailed, match=message):
         helm.install(values, release="bad")
+
+
+def test_chart_refuses_clusters_older_than_its_minimum(helm: HelmHarness) -> None:
+    with pytest.raises(HelmFailed, match="kubeVersion"):
+        helm.install({}, release="old", kube_version="v1.26.0")
 
 
 def test_manifest_parses_as_plain_yaml(rendered: Render) -> None:
