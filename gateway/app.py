@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from gateway.config import Settings, Upstream
+from gateway.config import Fallback, Settings, Upstream
 from gateway.http.admin import list_calls
 from gateway.http.health import healthz, metrics_handler, readyz
 from gateway.http.media import media_socket
 from gateway.http.stream_tokens import StreamTokens
 from gateway.http.voice import voice_webhook
 from gateway.observability import metrics
+from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
+from gateway.telephony.twilio_rest import TwilioRest
 
 if TYPE_CHECKING:
     from gateway.http.media import MediaSession
@@ -38,6 +40,7 @@ class GatewayState:
     calls: set[MediaSession] = field(default_factory=set)
     draining: bool = False
     reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
+    telephony: TwilioRest = field(default_factory=lambda: TwilioRest(Fallback(), None))
     echo: Any = None  # the built-in echo line, when running offline
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
@@ -91,6 +94,13 @@ async def _call_reports(app: web.Application) -> AsyncIterator[None]:
         await state.reports.stop()
 
 
+async def _telephony(app: web.Application) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await app[STATE].telephony.close()
+
+
 async def _loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
     async def monitor() -> None:
         loop = asyncio.get_running_loop()
@@ -124,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
         upstream=settings.upstream,
         tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
         reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
+        telephony=TwilioRest(settings.fallback, settings.twilio_auth_token),
     )
     app.router.add_post("/voice", voice_webhook)
     app.router.add_get("/voice", voice_webhook)
@@ -136,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_offline_echo_line)
     app.cleanup_ctx.append(_loop_lag_monitor)
     app.cleanup_ctx.append(_call_reports)
+    app.cleanup_ctx.append(_telephony)
     app.on_shutdown.append(_close_calls)
     return app
 
@@ -151,6 +163,8 @@ def create_metrics_app(main: web.Application) -> web.Application:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new calls, let active ones finish, exit."""
+    for secret in settings.secrets():
+        register_secret(secret)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

@@ -8,6 +8,7 @@ line or error message can print them.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant answering a phone call. "
     "Keep answers short and conversational."
 )
+DEFAULT_FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Please try again later."
+TWILIO_API_BASE_URL = "https://api.twilio.com"
 GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 
@@ -85,12 +88,26 @@ class Upstream:
     dialect: Dialect
     headers: tuple[tuple[str, Secret | str], ...] = ()
     model: str | None = None
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0  # per handshake attempt
+    connect_retries: int = 2  # attempts after the first; a 401/403 answer is never retried
+    retry_backoff_s: float = 0.5  # before retry n: backoff * 2**(n-1)
 
     def describe(self) -> str:
         """The URL without its query string: safe to log (Azure preview keys may sit in a query)."""
         parts = urlsplit(self.url)
         return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What the caller hears when the upstream cannot be reached: Twilio REST credentials and TwiML content."""
+
+    account_sid: str | None = None  # None: the accountSid of the stream's start message
+    api_key_sid: str | None = None
+    api_key_secret: Secret | None = None
+    api_base_url: str = TWILIO_API_BASE_URL
+    message: str = DEFAULT_FALLBACK_MESSAGE
+    number: str | None = None  # <Dial> this number instead of apologising
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,10 @@ class Settings:
     max_concurrent_calls: int = 0
     max_carrier_message_bytes: int = 64 * 1024
     max_call_duration_s: float = 14400.0
+    max_frames_per_second: int = 150  # per call; 0 = unlimited
+    max_reconnects: int = 3  # upstream drops survived per call
+    session_max_s: float = 3300.0  # recycle the upstream session between turns after this; 0 = never
+    send_stall_timeout_s: float = 10.0  # a socket that does not drain for this long is given up
     call_reports_dir: Path | None = None
     call_report_url: str | None = None
     call_report_mask_numbers: bool = False
@@ -117,10 +138,22 @@ class Settings:
     stream_token_secret_generated: bool = True
     stream_token_ttl_s: float = 60.0
     admin_token: Secret | None = None
+    fallback: Fallback = field(default_factory=Fallback)
 
     @property
     def offline(self) -> bool:
         return self.upstream.provider == "echo"
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction (bearer headers also without their scheme)."""
+        values = [self.twilio_auth_token, self.stream_token_secret, self.admin_token, self.fallback.api_key_secret,
+                  *(v for _, v in self.upstream.headers)]
+        out = []
+        for value in values:
+            if isinstance(value, Secret) and value:
+                out.append(value.reveal())
+                out.append(value.reveal().removeprefix("Bearer "))
+        return out
 
 
 # --- parsing helpers -------------------------------------------------------------------------------
@@ -226,6 +259,8 @@ def _upstream(env: _Env) -> Upstream:
             provider = "echo"
     dialect_setting = env.choice("REALTIME_DIALECT", "auto", ("auto", "ga", "beta"))
     timeout = env.float("UPSTREAM_CONNECT_TIMEOUT_S", 10.0, 0.5, 120.0)
+    retries = env.int("UPSTREAM_CONNECT_RETRIES", 2, 0, 10) or 0
+    backoff = env.float("UPSTREAM_RETRY_BACKOFF_S", 0.5, 0.0, 30.0)
     model = env.str("OPENAI_REALTIME_MODEL", "gpt-realtime")
     headers: list[tuple[str, Secret | str]] = []
 
@@ -275,7 +310,7 @@ def _upstream(env: _Env) -> Upstream:
     if dialect == "beta" and provider in ("openai", "custom"):
         headers.append(("OpenAI-Beta", "realtime=v1"))
     return Upstream(provider=provider, url=url, dialect=dialect, headers=tuple(headers), model=model,
-                    connect_timeout_s=timeout)
+                    connect_timeout_s=timeout, connect_retries=retries, retry_backoff_s=backoff)
 
 
 def _agent(env: _Env) -> Agent:
@@ -330,6 +365,34 @@ def _reports_dir(env: _Env) -> Path | None:
     return path
 
 
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+_PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _fallback(env: _Env) -> Fallback:
+    account_sid = env.str("TWILIO_ACCOUNT_SID")
+    if account_sid and not _ACCOUNT_SID.match(account_sid):
+        raise ConfigError("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits")
+    key_sid, key_secret = env.str("TWILIO_API_KEY_SID"), env.secret("TWILIO_API_KEY_SECRET")
+    if (key_sid is None) != (key_secret is None):
+        raise ConfigError("set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither")
+    if key_sid and not _API_KEY_SID.match(key_sid):
+        raise ConfigError("TWILIO_API_KEY_SID must be SK followed by 32 hex digits")
+    if key_sid and not account_sid:
+        raise ConfigError("TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID (the account the key belongs to)")
+    base_url = _check_url("TWILIO_API_BASE_URL", env.str("TWILIO_API_BASE_URL", TWILIO_API_BASE_URL) or "",
+                          ("https", "http")).rstrip("/")
+    number = env.str("FALLBACK_NUMBER")
+    if number and not _PHONE_NUMBER.match(number):
+        raise ConfigError(f"FALLBACK_NUMBER must be a phone number in E.164 form, e.g. +14155550100 (got {number!r})")
+    message = env.str("FALLBACK_MESSAGE", DEFAULT_FALLBACK_MESSAGE) or DEFAULT_FALLBACK_MESSAGE
+    if len(message) > 1000:
+        raise ConfigError("FALLBACK_MESSAGE must be at most 1000 characters long")
+    return Fallback(account_sid=account_sid, api_key_sid=key_sid, api_key_secret=key_secret, api_base_url=base_url,
+                    message=message, number=number)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError with a message fit for a user."""
     env = _Env(os.environ if environ is None else environ)
@@ -355,6 +418,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_carrier_message_bytes=env.int("MAX_CARRIER_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)
         or 64 * 1024,
         max_call_duration_s=env.float("MAX_CALL_DURATION_S", 14400.0, 10.0, 86400.0),
+        max_frames_per_second=env.int("MAX_FRAMES_PER_SECOND", 150, 0, 100000) or 0,
+        max_reconnects=env.int("UPSTREAM_MAX_RECONNECTS", 3, 0, 100) or 0,
+        session_max_s=_session_max(env),
+        send_stall_timeout_s=env.float("SEND_STALL_TIMEOUT_S", 10.0, 1.0, 300.0),
         call_reports_dir=_reports_dir(env),
         call_report_url=_check_url("CALL_REPORT_URL", url, ("https", "http")) if (url := env.str("CALL_REPORT_URL"))
         else None,
@@ -366,4 +433,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stream_token_secret_generated=token_secret is None,
         stream_token_ttl_s=env.float("STREAM_TOKEN_TTL_S", 60.0, 1.0, 3600.0),
         admin_token=env.secret("ADMIN_TOKEN"),
+        fallback=_fallback(env),
     )
+
+
+def _session_max(env: _Env) -> float:
+    value = env.float("SESSION_MAX_S", 3300.0, 0.0, 86400.0)
+    if 0 < value < 1:
+        raise ConfigError(f"SESSION_MAX_S must be 0 (never recycle) or at least 1 second (got {value:g})")
+    return value

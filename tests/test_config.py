@@ -65,6 +65,18 @@ def test_custom_url_with_dialect_and_auth():
     ({"AGENT_INSTRUCTIONS_FILE": "/nonexistent/prompt.txt"}, "AGENT_INSTRUCTIONS_FILE cannot be read"),
     ({"STREAM_TOKEN_SECRET": "short"}, "STREAM_TOKEN_SECRET must be at least 16"),
     ({"PORT": "9000", "METRICS_PORT": "9000"}, "METRICS_PORT must differ from PORT"),
+    ({"MAX_FRAMES_PER_SECOND": "-1"}, "MAX_FRAMES_PER_SECOND must be an integer from 0 to 100000"),
+    ({"UPSTREAM_CONNECT_RETRIES": "many"}, "UPSTREAM_CONNECT_RETRIES must be an integer from 0 to 10"),
+    ({"UPSTREAM_RETRY_BACKOFF_S": "31"}, "UPSTREAM_RETRY_BACKOFF_S must be a number from 0 to 30"),
+    ({"UPSTREAM_MAX_RECONNECTS": "101"}, "UPSTREAM_MAX_RECONNECTS must be an integer from 0 to 100"),
+    ({"SESSION_MAX_S": "0.5"}, "SESSION_MAX_S must be 0 (never recycle) or at least 1 second"),
+    ({"SEND_STALL_TIMEOUT_S": "0"}, "SEND_STALL_TIMEOUT_S must be a number from 1 to 300"),
+    ({"TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits"),
+    ({"TWILIO_API_KEY_SID": "SK" + "0" * 32}, "set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET"),
+    ({"TWILIO_API_KEY_SID": "SK" + "0" * 32, "TWILIO_API_KEY_SECRET": "s" * 32},
+     "TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID"),
+    ({"TWILIO_API_BASE_URL": "api.twilio.com"}, "TWILIO_API_BASE_URL must be an absolute https/http URL"),
+    ({"FALLBACK_NUMBER": "555-0100"}, "FALLBACK_NUMBER must be a phone number in E.164 form"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError) as info:
@@ -121,3 +133,21 @@ def test_env_example_documents_every_setting_with_its_default():
     assert load_settings(documented).agent == load_settings({}).agent
     s, d = load_settings(documented), load_settings({})
     assert (s.port, s.host, s.drain_timeout_s, s.upstream.provider) == (d.port, d.host, d.drain_timeout_s, "echo")
+
+
+def test_resilience_settings():
+    d = load_settings({})
+    assert (d.max_frames_per_second, d.max_reconnects, d.session_max_s, d.send_stall_timeout_s) == (150, 3, 3300, 10)
+    assert (d.upstream.connect_retries, d.upstream.retry_backoff_s) == (2, 0.5)
+    assert d.fallback.message.startswith("Sorry") and d.fallback.number is None
+    assert d.fallback.api_base_url == "https://api.twilio.com"
+    s = load_settings({"REALTIME_URL": "ws://127.0.0.1:9/v1/realtime", "UPSTREAM_CONNECT_RETRIES": "0",
+                       "SESSION_MAX_S": "0", "TWILIO_ACCOUNT_SID": "AC" + "ab" * 16, "TWILIO_AUTH_TOKEN": "t" * 32,
+                       "TWILIO_API_KEY_SID": "SK" + "cd" * 16, "TWILIO_API_KEY_SECRET": "key-secret-value",
+                       "FALLBACK_NUMBER": "+14155550100", "FALLBACK_MESSAGE": "We will call you back.",
+                       "TWILIO_API_BASE_URL": "http://127.0.0.1:9999/"})
+    assert s.upstream.connect_retries == 0 and s.session_max_s == 0
+    assert s.fallback.api_base_url == "http://127.0.0.1:9999"
+    assert (s.fallback.number, s.fallback.message) == ("+14155550100", "We will call you back.")
+    assert "key-secret-value" not in repr(s) and "key-secret-value" in s.secrets()
+    assert "t" * 32 in s.secrets()

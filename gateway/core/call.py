@@ -10,6 +10,7 @@ import math
 from collections import deque
 from typing import Any
 
+from gateway.core.conversation import ConversationLog
 from gateway.core.events import (
     UP_AUDIO_DELTA,
     UP_AUDIO_DONE,
@@ -17,6 +18,8 @@ from gateway.core.events import (
     UP_INPUT_TRANSCRIPT_DONE,
     UP_INPUT_TRANSCRIPT_FAILED,
     UP_ITEM_TRUNCATED,
+    UP_OUTPUT_ITEM_ADDED,
+    UP_OUTPUT_TRANSCRIPT_DELTA,
     UP_OUTPUT_TRANSCRIPT_DONE,
     UP_RESPONSE_CREATED,
     UP_RESPONSE_DONE,
@@ -33,6 +36,8 @@ from gateway.core.events import (
     Hangup,
     Note,
     PlayAudio,
+    Reconnect,
+    RestoreConversation,
     SendMark,
     TruncateItem,
 )
@@ -50,6 +55,10 @@ BENIGN_ERROR_CODES = frozenset({
     "item_truncate_invalid_item_id", "input_audio_buffer_commit_empty",
 })
 TRUNCATE_TOO_LONG = "already shorter than"
+# With reconnects enabled, these end only the session: a new one carries the call on.
+RECOVERABLE_ERROR_CODES = frozenset({"server_error", "session_expired"})
+# After the caller's turn ends a response is on its way; a session is not renewed while it may come.
+RESPONSE_GRACE_MS = 3000.0
 
 NOTHING: tuple[Action, ...] = ()
 
@@ -72,6 +81,7 @@ class Call:
         interrupts_itself: bool = True,
         greeting: str | None = None,
         max_buffered_ms: float = 5000.0,
+        max_reconnects: int = 0,
     ) -> None:
         self.interrupts_itself = interrupts_itself  # the session cancels its own response on speech
         self.greeting = greeting
@@ -88,6 +98,11 @@ class Call:
         self._speech_stopped_at: float | None = None  # when the caller's turn ended, on our clock
         self._awaiting_first_audio = False
         self._first_mark: tuple[str, float] | None = None  # first answer chunk of the turn: (mark, ms)
+        self.max_reconnects = max_reconnects  # upstream sessions lost and replaced before giving up; 0: none
+        self.conversation = ConversationLog()  # what a replacement session is told
+        self._caller_speaking = False
+        self._turn_ended_at: float | None = None  # the caller's turn ended; no response created yet
+        self._input_base_ms = 0.0  # caller audio received before the current session's input timeline
 
     # --- carrier side --------------------------------------------------------------------------
 
@@ -139,24 +154,95 @@ class Call:
         return tuple(actions)
 
     def upstream_closed(self, code: int | None, reason: str, now: float) -> tuple[Action, ...]:
+        detail = f"code {code}, {reason}" if reason else f"code {code}"
+        if self.max_reconnects and not self.ended:
+            return self.upstream_lost("closed", f"upstream closed the session ({detail})", now)
         self.upstream_ready = False
         if self.ended:
             return NOTHING
         self.ended = True
-        detail = f"code {code}, {reason}" if reason else f"code {code}"
         return (Hangup("upstream_error", f"upstream closed the session ({detail})"),)
+
+    # --- losing and replacing the upstream session ---------------------------------------------
+
+    def upstream_lost(self, reason: str, detail: str, now: float) -> tuple[Action, ...]:
+        """The session is gone: stop what the caller hears of it, then ask for a new one, or hang up once
+        `max_reconnects` are spent. Caller audio waits in the pre-connect buffer meanwhile."""
+        if self.ended:
+            return NOTHING
+        if self.stats.reconnects >= self.max_reconnects:
+            self.ended = True
+            self.upstream_ready = False
+            return (Hangup("upstream_error", f"{detail}; gave up after {self.stats.reconnects} reconnects"),)
+        self.stats.reconnects += 1
+        actions = self._leave_session(now)
+        actions.append(Note("upstream_lost", "warning", {"reason": reason, "detail": detail,
+                                                        "reconnect": self.stats.reconnects}))
+        actions.append(Reconnect(reason, detail))
+        return tuple(actions)
+
+    def between_turns(self, now: float) -> bool:
+        """A quiet moment: no response active or due, nothing playing, the caller not speaking."""
+        if not self.upstream_ready or self.ended or self.active_response_id is not None or self._caller_speaking:
+            return False
+        if self._turn_ended_at is not None and now - self._turn_ended_at < RESPONSE_GRACE_MS:
+            return False
+        return not self.playback.is_playing(now)
+
+    def recycle(self, now: float) -> tuple[Action, ...]:
+        """Renew the session before its duration cap, only between turns; the conversation is carried over."""
+        if not self.between_turns(now):
+            return NOTHING
+        self.stats.recycles += 1
+        self._leave_session(now)
+        return (Note("session_recycle", fields={"turns": len(self.conversation)}),
+                Reconnect("recycle", "session renewed before its duration cap"))
+
+    def upstream_reopened(self, now: float) -> tuple[Action, ...]:
+        """A replacement session is open: configure it, restore the conversation, flush the waiting audio."""
+        self.upstream_ready = True
+        self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
+        actions: list[Action] = [ConfigureSession(), RestoreConversation(self.conversation.replay())]
+        actions.extend(AppendAudio(p) for p in self._buffered)
+        self._buffered.clear()
+        self._buffered_ms = 0.0
+        return tuple(actions)
+
+    def _leave_session(self, now: float) -> list[Action]:
+        """Forget the session's live state: its playback (cleared at the carrier), response and turn."""
+        actions: list[Action] = []
+        if self.playback.is_playing(now):
+            actions.append(ClearPlayback())
+        for item in self.playback.heard(now):
+            if item.heard_ms < item.sent_ms:
+                self.conversation.cut(item.item_id, item.heard_ms, item.sent_ms)
+        self.playback.clear()
+        if self.active_response_id is not None:
+            self._dropped_responses.append(self.active_response_id)
+            self.active_response_id = None
+        self.upstream_ready = False
+        self._caller_speaking = False
+        self._turn_ended_at = None
+        self._awaiting_first_audio = False
+        self._first_mark = None
+        return actions
 
     def upstream_event(self, kind: str, event: dict[str, Any], now: float) -> tuple[Action, ...]:
         if kind == UP_AUDIO_DELTA:
             return self._audio_delta(event, now)
         if kind == UP_SPEECH_STARTED:
+            self._caller_speaking = True
+            self.conversation.user_turn(event.get("item_id"))
             return self._speech_started(event, now)
         if kind == UP_SPEECH_STOPPED:
             # audio_end_ms is on the upstream's input timeline; the caller stopped that long before
             # the newest audio we received.
             end_ms = event.get("audio_end_ms")
-            behind = self._inbound_ms - end_ms if isinstance(end_ms, (int, float)) else 0.0
+            received_ms = self._inbound_ms - self._input_base_ms
+            behind = received_ms - end_ms if isinstance(end_ms, (int, float)) else 0.0
             self._speech_stopped_at = now - max(0.0, behind)
+            self._caller_speaking = False
+            self._turn_ended_at = now
             self._awaiting_first_audio = True
             self._first_mark = None
             self.stats.turns += 1
@@ -164,6 +250,7 @@ class Call:
         if kind == UP_RESPONSE_CREATED:
             response = event.get("response") or {}
             self.active_response_id = response.get("id")
+            self._turn_ended_at = None
             return NOTHING
         if kind == UP_RESPONSE_DONE:
             return self._response_done(event)
@@ -173,11 +260,13 @@ class Call:
                 self.playback.audio_done(item_id)
             return NOTHING
         if kind == UP_ERROR:
-            return self._error(event)
+            return self._error(event, now)
         if kind == UP_OUTPUT_TRANSCRIPT_DONE or kind == UP_INPUT_TRANSCRIPT_DONE:
             line = {"role": "assistant" if kind == UP_OUTPUT_TRANSCRIPT_DONE else "caller",
                     "text": str(event.get("transcript") or ""), "item_id": event.get("item_id")}
             self.stats.transcript.append(line)
+            self.conversation.transcript("assistant" if kind == UP_OUTPUT_TRANSCRIPT_DONE else "user",
+                                         line["item_id"], line["text"])
             return (Note("transcript", fields=line),)
         if kind == UP_INPUT_TRANSCRIPT_FAILED:
             return (Note("transcription_failed", "warning", {"error": event.get("error")}),)
@@ -187,6 +276,14 @@ class Call:
         if kind in (UP_SESSION_CREATED, UP_SESSION_UPDATED):
             session = event.get("session") or {}
             return (Note(kind.replace(".", "_"), "debug", {"session_id": session.get("id")}),)
+        if kind == UP_OUTPUT_TRANSCRIPT_DELTA:
+            self.conversation.assistant_delta(event.get("item_id"), event.get("delta"))
+            return NOTHING
+        if kind == UP_OUTPUT_ITEM_ADDED:
+            item = event.get("item")
+            if isinstance(item, dict) and item.get("role") == "assistant":
+                self.conversation.assistant_turn(item.get("id"))
+            return NOTHING
         return NOTHING
 
     # --- the decisions -------------------------------------------------------------------------
@@ -233,6 +330,7 @@ class Call:
                 actions.append(TruncateItem(item.item_id, item.content_index, end_ms))
                 truncated.append({"item_id": item.item_id, "heard_ms": end_ms, "sent_ms": round(item.sent_ms)})
                 self.stats.truncations.append((item.item_id, end_ms, item.sent_ms))
+                self.conversation.cut(item.item_id, end_ms, item.sent_ms)
         if playing or response_id is not None:
             self.stats.barge_ins += 1
             actions.append(Note("barge_in", fields={"playing": playing, "response_id": response_id,
@@ -253,7 +351,7 @@ class Call:
             return (Note("response_failed", "warning", {"details": details}),)
         return NOTHING
 
-    def _error(self, event: dict[str, Any]) -> tuple[Action, ...]:
+    def _error(self, event: dict[str, Any], now: float = 0.0) -> tuple[Action, ...]:
         error = event.get("error") or {}
         code = error.get("code")
         etype = error.get("type")
@@ -263,6 +361,10 @@ class Call:
         if TRUNCATE_TOO_LONG in message:
             self.stats.truncates_rejected += 1
             return (Note("truncate_rejected", "warning", fields),)
+        if self.max_reconnects and (code in RECOVERABLE_ERROR_CODES or etype == "server_error"):
+            reason = code if code in RECOVERABLE_ERROR_CODES else "server_error"  # a bounded label
+            lost = self.upstream_lost(reason, f"upstream error: {code or etype}", now)
+            return (Note("upstream_error", "error", fields), *lost)
         if code in FATAL_ERROR_CODES or (code is None and etype in FATAL_ERROR_TYPES):
             self.ended = True
             return (Note("upstream_error", "error", fields),

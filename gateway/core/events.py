@@ -55,6 +55,9 @@ UP_INPUT_TRANSCRIPT_FAILED = "input_transcript.failed"
 UP_ITEM_TRUNCATED = "item.truncated"
 UP_ERROR = "error"
 UP_OTHER = "other"
+# Only needed to keep the conversation log that a reconnect replays.
+UP_OUTPUT_ITEM_ADDED = "output_item.added"
+UP_OUTPUT_TRANSCRIPT_DELTA = "output_transcript.delta"
 
 
 # --- actions the core asks for --------------------------------------------------------------------
@@ -111,6 +114,21 @@ class TruncateItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Upstream: the session is lost (or due for renewal); open a new one. Caller audio waits meanwhile."""
+
+    reason: str  # bounded: closed, server_error, session_expired, stalled, recycle
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreConversation:
+    """Upstream (a new session): recreate the conversation so far as text items, oldest first."""
+
+    turns: tuple[tuple[str, str], ...]  # (role: "user" | "assistant", text)
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """End the call: close the carrier socket (and so the upstream session)."""
 
@@ -129,5 +147,5 @@ class Note:
 
 Action = (
     PlayAudio | SendMark | ClearPlayback | AppendAudio | ConfigureSession | Greet | CancelResponse
-    | TruncateItem | Hangup | Note
+    | TruncateItem | Hangup | Note | Reconnect | RestoreConversation
 )

@@ -25,6 +25,9 @@ class CallStats:
     turns: int = 0
     barge_ins: int = 0
     truncates_rejected: int = 0
+    frames_rate_limited: int = 0  # caller audio over the per-second limit, dropped by the I/O layer
+    reconnects: int = 0  # upstream sessions lost and replaced
+    recycles: int = 0  # upstream sessions renewed between turns before the session cap
     turn_latencies_ms: list[float] = field(default_factory=list)
     heard_latencies_ms: list[float] = field(default_factory=list)
     truncations: list[tuple[str, int, float]] = field(default_factory=list)  # item, audio_end_ms, sent_ms

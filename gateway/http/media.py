@@ -1,8 +1,9 @@
 """The media socket: the one place that owns a call's sockets and tasks.
 
 It reads carrier frames, hands the decoded events to the `Call`, and performs the actions the call
-returns; a second task does the same for the upstream Realtime socket. When either side ends, both
-sockets are closed and the task is awaited: nothing outlives the call.
+returns; a second task does the same for the upstream Realtime socket (`http/upstream.py`), and a third
+watches both sockets and the session's age. When either side ends, both sockets are closed and the
+tasks are awaited: nothing outlives the call.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
 from aiohttp import WSMsgType, web
 from websockets.asyncio.client import ClientConnection
@@ -29,7 +29,6 @@ from gateway.core.events import (
     CARRIER_MARK,
     CARRIER_START,
     CARRIER_STOP,
-    UP_SESSION_UPDATED,
     AppendAudio,
     CancelResponse,
     CarrierStart,
@@ -40,15 +39,19 @@ from gateway.core.events import (
     Note,
     PlayAudio,
     ProtocolViolation,
+    Reconnect,
+    RestoreConversation,
     SendMark,
     TruncateItem,
 )
 from gateway.http.stream_tokens import TokenRejected
+from gateway.http.upstream import UPSTREAM_CLOSE_TIMEOUT_S, UpstreamLink
+from gateway.http.voice import handshake_signature_valid
 from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime import dialect
-from gateway.realtime.connection import UpstreamConnectError, open_realtime
-from gateway.realtime.events import kind_of
+from gateway.realtime.replay import restore_events
+from gateway.telephony.twilio_rest import TelephonyUnavailable, fallback_twiml
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -56,7 +59,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.media")
 
 START_TIMEOUT_S = 10.0
-UPSTREAM_CLOSE_TIMEOUT_S = 1.0
 LOGGED_VIOLATIONS = 5  # per call; the rest are only counted
 TEXT = WSMsgType.TEXT
 
@@ -64,15 +66,21 @@ TEXT = WSMsgType.TEXT
 class MediaSession:
     """One carrier media stream and its upstream Realtime session."""
 
-    def __init__(self, state: GatewayState, ws: web.WebSocketResponse) -> None:
+    def __init__(self, state: GatewayState, ws: web.WebSocketResponse, carrier_transport: Any = None) -> None:
         self.state = state
         self.ws = ws
+        self.carrier_transport = carrier_transport  # watched for a carrier that stops reading
         self.face = TwilioFace()
         agent = state.settings.agent
-        self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting)
+        self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
+                         max_reconnects=state.settings.max_reconnects)
         self.exporter = metrics.CallExporter(self.call.stats)
-        self.upstream: ClientConnection | None = None
+        self.link = UpstreamLink(self)
+        self.upstream: ClientConnection | None = None  # the current Realtime session, None while switching
         self.upstream_task: asyncio.Task[None] | None = None
+        self.monitor_task: asyncio.Task[None] | None = None
+        self.fallback: str | None = None  # how the fallback went, when the upstream failed
+        self.fallback_task: asyncio.Task[None] | None = None
         self.outcome: str | None = None
         self.reason = ""
         self.started_at = time.monotonic()
@@ -82,7 +90,7 @@ class MediaSession:
         self.start: CarrierStart | None = None
         self.violations = 0
         self.log = log.bind(carrier=self.face.carrier)
-        self._loop = asyncio.get_running_loop()
+        self.loop = self._loop = asyncio.get_running_loop()
 
     def now(self) -> float:
         return self._loop.time() * 1000.0
@@ -92,13 +100,23 @@ class MediaSession:
     async def run(self) -> None:
         call = self.call
         face = self.face
+        loop = self._loop
+        limit = self.state.settings.max_frames_per_second or 1 << 62
+        window_end, frames = 0.0, 0  # caller audio frames in the current one-second window
         try:
             async with asyncio.timeout(START_TIMEOUT_S) as start_deadline:
                 async for msg in self.ws:
                     if msg.type is TEXT:
                         kind, data = face.decode(msg.data)
                         if kind is CARRIER_AUDIO:
-                            actions = call.carrier_audio(data, self._loop.time() * 1000.0)
+                            now = loop.time()
+                            if now >= window_end:
+                                window_end, frames = now + 1.0, 0
+                            frames += 1
+                            if frames > limit:
+                                self.rate_limited()
+                                continue
+                            actions = call.carrier_audio(data, now * 1000.0)
                             if actions:
                                 await self.perform(actions)
                             continue
@@ -151,8 +169,24 @@ class MediaSession:
             self.end("rejected", f"stream token {exc.reason}")
             return False
         self.log.info("call_started", upstream=self.state.upstream.describe(), dialect=self.state.upstream.dialect)
-        self.upstream_task = asyncio.create_task(self.run_upstream(), name=f"upstream-{start.call_id}")
+        self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
+        self.monitor_task = asyncio.create_task(self.link.monitor(), name=f"monitor-{start.call_id}")
         return True
+
+    def rate_limited(self) -> None:
+        stats = self.call.stats
+        stats.frames_rate_limited += 1
+        if stats.frames_rate_limited == 1:
+            self.log.warning("carrier_rate_limited", max_frames_per_second=self.state.settings.max_frames_per_second,
+                             note="audio over the limit is dropped and counted; logged once per call")
+
+    def carrier_stalled(self, seconds: float) -> None:
+        """The carrier stopped reading what we send: end the call rather than queue for it."""
+        metrics.SEND_STALLS.labels("carrier").inc()
+        self.log.warning("carrier_send_stalled", seconds=round(seconds, 1))
+        self.end("carrier_error", f"carrier stopped reading (send stalled for {seconds:.0f} s)")
+        if self.carrier_transport is not None:
+            self.carrier_transport.abort()
 
     def violation(self, v: ProtocolViolation) -> None:
         metrics.CARRIER_ERRORS.labels(self.face.carrier, v.kind).inc()
@@ -160,48 +194,6 @@ class MediaSession:
         if self.violations <= LOGGED_VIOLATIONS:
             self.log.warning("carrier_frame_ignored", kind=v.kind, detail=v.detail,
                              more_not_logged=self.violations == LOGGED_VIOLATIONS)
-
-    # --- the upstream side: its own task ---------------------------------------------------------
-
-    async def run_upstream(self) -> None:
-        upstream = self.state.upstream
-        self.upstream_opening = time.perf_counter()
-        try:
-            conn = await open_realtime(upstream)
-        except UpstreamConnectError as exc:
-            metrics.UPSTREAM_CONNECT_FAILURES.labels(upstream.provider).inc()
-            self.log.error("upstream_connect_failed", error=str(exc), status=exc.status)
-            await self.hangup("upstream_error", str(exc))
-            return
-        self.upstream = conn
-        call = self.call
-        loop = self._loop
-        try:
-            await self.perform(call.upstream_opened(self.now()))
-            async for raw in conn:
-                received = loop.time() * 1000.0
-                try:
-                    event = orjson.loads(raw)
-                    kind = kind_of(event.get("type"))
-                except (orjson.JSONDecodeError, AttributeError):
-                    metrics.UPSTREAM_ERRORS.labels("invalid_json").inc()
-                    self.log.warning("upstream_event_unreadable", size=len(raw))
-                    continue
-                if kind is UP_SESSION_UPDATED and not self.session_ready:
-                    self.session_ready = True  # connect time = handshake + our configuration applied
-                    metrics.UPSTREAM_CONNECT.labels(upstream.provider).observe(
-                        time.perf_counter() - self.upstream_opening)
-                actions = call.upstream_event(kind, event, received)
-                if actions:
-                    await self.perform(actions, received)
-            code, reason = conn.close_code, conn.close_reason or ""
-        except ConnectionClosed as exc:
-            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "no close frame")
-        except Exception:
-            self.log.exception("upstream_session_failed")
-            await self.hangup("upstream_error", "internal error on the upstream side")
-            return
-        await self.perform(call.upstream_closed(code, reason, self.now()))
 
     # --- performing the call's actions ---------------------------------------------------------
 
@@ -231,6 +223,13 @@ class MediaSession:
                 getattr(self.log, action.level)(action.event, **action.fields)
             elif kind is Hangup:
                 await self.hangup(action.outcome, action.reason)
+            elif kind is Reconnect:
+                self.link.request_switch(action.reason, action.detail)
+            elif kind is RestoreConversation:
+                for event in restore_events(self.state.upstream.dialect, action.turns):
+                    await self.to_upstream(event)
+                if action.turns:
+                    self.log.info("conversation_restored", turns=len(action.turns))
 
     async def to_carrier(self, frame: bytes) -> None:
         if not self.ws.closed:
@@ -251,22 +250,50 @@ class MediaSession:
 
     async def hangup(self, outcome: str, reason: str) -> None:
         self.end(outcome, reason)
+        if self.outcome == "upstream_error" and self.fallback_task is None and not self.ws.closed:
+            # Shielded: Twilio may end the stream (and so this task) before its REST answer arrives.
+            self.fallback_task = asyncio.create_task(self.fall_back(), name="fallback")
+            await asyncio.shield(self.fallback_task)
         if not self.ws.closed:
             await self.ws.close(code=1000 if outcome != "rejected" else 1008, message=reason[:120].encode())
+
+    async def fall_back(self) -> None:
+        """The upstream failed: have Twilio play the apology (or dial the fallback number) instead of
+        leaving the caller in silence; the stream is closed afterwards either way."""
+        start = self.start
+        if start is None:
+            return
+        try:
+            await self.state.telephony.redirect(start.call_id, fallback_twiml(self.state.settings.fallback),
+                                                start.account_id)
+        except TelephonyUnavailable as exc:
+            self.fallback = "unconfigured"
+            self.log.warning("fallback_unavailable", reason=str(exc), note="closing the stream; Twilio hangs up")
+        except Exception as exc:
+            self.fallback = "failed"
+            self.log.error("fallback_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            self.fallback = "redirected"
+            self.log.info("fallback_redirected", dial=self.state.settings.fallback.number is not None)
+        metrics.FALLBACKS.labels(self.fallback).inc()
 
     async def finish(self) -> None:
         if self.outcome is None:
             self.end("completed" if self.start else "carrier_error",
                      "carrier closed the stream" if self.start else "closed before start")
-        task = self.upstream_task
-        if task is not None and not task.done():
-            task.cancel()
+        tasks = [t for t in (self.upstream_task, self.monitor_task) if t is not None]
+        for task in tasks:
+            if not task.done():
+                task.cancel()
         if self.upstream is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.upstream.close(), UPSTREAM_CLOSE_TIMEOUT_S)
-        if task is not None:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.fallback_task is not None:  # bounded by the REST timeout
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.fallback_task
         if not self.ws.closed:
             code = 1008 if self.outcome == "rejected" else 1000
             with contextlib.suppress(Exception):
@@ -282,7 +309,8 @@ class MediaSession:
             carrier=self.face.carrier, provider=self.state.upstream.provider,
             parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
-            carrier_errors=self.violations, mask_numbers=self.state.settings.call_report_mask_numbers)
+            carrier_errors=self.violations, mask_numbers=self.state.settings.call_report_mask_numbers,
+            fallback=self.fallback)
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
         self.state.reports.submit(summary)
 
@@ -295,16 +323,21 @@ class MediaSession:
                 "duration_s": round(time.monotonic() - self.started_at, 1), "upstream_ready": self.call.upstream_ready,
                 "turns": s.turns, "barge_ins": s.barge_ins, "turn_latency_ms": percentiles(s.turn_latencies_ms),
                 "heard_latency_ms": percentiles(s.heard_latencies_ms), "tokens": dict(s.tokens),
-                "frames": {"inbound": s.frames_in, "outbound": s.frames_out}, "carrier_errors": self.violations}
+                "frames": {"inbound": s.frames_in, "outbound": s.frames_out}, "carrier_errors": self.violations,
+                "reconnects": s.reconnects, "recycles": s.recycles}
 
 
 async def media_socket(request: web.Request) -> web.StreamResponse:
     from gateway.app import STATE
 
     state = request.app[STATE]
+    if not handshake_signature_valid(state, request):
+        metrics.TOKENS_REJECTED.labels("bad_handshake_signature").inc()
+        log.warning("media_handshake_signature_invalid", remote=request.remote)
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
     ws = web.WebSocketResponse(max_msg_size=state.settings.max_carrier_message_bytes, autoping=True)
     await ws.prepare(request)
-    session = MediaSession(state, ws)
+    session = MediaSession(state, ws, request.transport)
     state.call_started(session)
     try:
         await session.run()

@@ -47,6 +47,20 @@ def signature_valid(state: GatewayState, request: web.Request, params: MultiDict
     return RequestValidator(token.reveal()).validate(url, params, signature, algorithm)
 
 
+def handshake_signature_valid(state: GatewayState, request: web.Request) -> bool:
+    """The media WebSocket handshake, where Twilio signs it: over the stream URL as written in the TwiML
+    (wss scheme) or with a trailing slash, with no params (protocol-reference.md §4.2). A handshake
+    without the header passes: the single-use stream token in `start` is the gate that always applies."""
+    token = state.settings.twilio_auth_token
+    signature = request.headers.get("X-Twilio-Signature")
+    if not token or signature is None:
+        return True
+    url = media_url(state, request)
+    validator = RequestValidator(token.reveal())
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    return any(validator.validate(candidate, {}, signature, algorithm) for candidate in (url, url + "/"))
+
+
 def busy_twiml() -> str:
     response = VoiceResponse()
     response.say(BUSY_MESSAGE)

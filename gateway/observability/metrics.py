@@ -54,8 +54,9 @@ AUDIO_FRAMES = Counter("gateway_audio_frames_total", "Audio messages relayed, by
 AUDIO_SECONDS = Counter("gateway_audio_seconds_total", "Audio relayed in seconds, by direction.",
                         ["direction"], registry=REGISTRY)
 FRAMES_DROPPED = Counter("gateway_frames_dropped_total", "Audio messages not relayed, by reason "
-                         "(buffer_overflow: caller audio beyond the pre-connect buffer; stale_delta: agent "
-                         "audio of an interrupted response).", ["reason"], registry=REGISTRY)
+                         "(buffer_overflow: caller audio beyond the pre-connect buffer, also while the "
+                         "upstream reconnects; stale_delta: agent audio of an interrupted response; "
+                         "rate_limited: caller audio over MAX_FRAMES_PER_SECOND).", ["reason"], registry=REGISTRY)
 REALTIME_TOKENS = Counter("gateway_realtime_tokens_total", "Realtime tokens from response.done usage, by "
                           "kind.", ["kind"], registry=REGISTRY)
 RESPONSES = Counter("gateway_responses_total", "Realtime responses by final status.", ["status"],
@@ -64,6 +65,18 @@ UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Realtime error event
                           registry=REGISTRY)
 CARRIER_ERRORS = Counter("gateway_carrier_protocol_errors_total", "Carrier frames that were malformed or "
                          "unexpected and ignored, by kind.", ["carrier", "kind"], registry=REGISTRY)
+UPSTREAM_CONNECT_RETRIES = Counter("gateway_upstream_connect_retries_total", "Realtime handshakes retried "
+                                   "after a failed attempt, by provider.", ["provider"], registry=REGISTRY)
+UPSTREAM_RECONNECTS = Counter("gateway_upstream_reconnects_total", "Realtime sessions replaced during a call, by "
+                              "reason (closed: the socket dropped; server_error; session_expired; stalled: it "
+                              "stopped reading; recycle: renewed between turns before the session cap).",
+                              ["reason"], registry=REGISTRY)
+FALLBACKS = Counter("gateway_fallbacks_total", "Calls handed to the fallback because the upstream failed, by "
+                    "result (redirected: Twilio plays the apology or dials the fallback number; failed: the "
+                    "REST call failed; unconfigured: no REST credentials, the stream was closed).", ["result"],
+                    registry=REGISTRY)
+SEND_STALLS = Counter("gateway_send_stalls_total", "Sockets given up because their send buffer did not drain "
+                      "within SEND_STALL_TIMEOUT_S, by side (carrier, upstream).", ["side"], registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -94,6 +107,7 @@ class CallExporter:
         "_frames_out",
         "_heard",
         "_in_ms",
+        "_limited",
         "_out_ms",
         "_rejected",
         "_responses",
@@ -107,7 +121,7 @@ class CallExporter:
     def __init__(self, stats: CallStats) -> None:
         self._stats = stats
         self._frames_in = self._frames_out = self._dropped = self._stale = self._barge = self._rejected = 0
-        self._turns = self._heard = self._truncs = self._errors = 0
+        self._turns = self._heard = self._truncs = self._errors = self._limited = 0
         self._in_ms = self._out_ms = 0.0
         self._responses: dict[str, int] = {}
         self._tokens = dict.fromkeys(TOKEN_KINDS, 0)
@@ -120,6 +134,8 @@ class CallExporter:
         _add(AUDIO_SECONDS.labels("outbound"), (s.audio_out_ms - self._out_ms) / 1000.0)
         _add(FRAMES_DROPPED.labels("buffer_overflow"), s.frames_dropped - self._dropped)
         _add(FRAMES_DROPPED.labels("stale_delta"), s.stale_deltas_dropped - self._stale)
+        _add(FRAMES_DROPPED.labels("rate_limited"), s.frames_rate_limited - self._limited)
+        self._limited = s.frames_rate_limited
         _add(BARGE_INS, s.barge_ins - self._barge)
         _add(TRUNCATIONS_REJECTED, s.truncates_rejected - self._rejected)
         self._frames_in, self._frames_out = s.frames_in, s.frames_out

@@ -78,6 +78,7 @@ def call_summary(
     stats: CallStats,
     carrier_errors: int,
     mask_numbers: bool,
+    fallback: str | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
@@ -105,7 +106,10 @@ def call_summary(
         "carrier_errors": carrier_errors,
         "audio_s": {"inbound": round(stats.audio_in_ms / 1000, 3), "outbound": round(stats.audio_out_ms / 1000, 3)},
         "frames": {"inbound": stats.frames_in, "outbound": stats.frames_out, "dropped": stats.frames_dropped,
-                   "stale_deltas_dropped": stats.stale_deltas_dropped},
+                   "stale_deltas_dropped": stats.stale_deltas_dropped, "rate_limited": stats.frames_rate_limited},
+        "reconnects": stats.reconnects,
+        "recycles": stats.recycles,
+        "fallback": fallback,
         "transcript": transcript_with_truncations(stats),
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import websockets
@@ -14,12 +16,16 @@ MAX_UPSTREAM_MESSAGE = 8 * 1024 * 1024  # a response.done with a long transcript
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+NOT_RETRIED = frozenset({401, 403})  # the credentials are wrong: another attempt only costs time
+
+
 class UpstreamConnectError(Exception):
     """The Realtime session could not be opened. The message is safe to log: no secrets, no query."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.attempts = 1
 
 
 async def open_realtime(upstream: Upstream) -> ClientConnection:
@@ -49,3 +55,23 @@ async def open_realtime(upstream: Upstream) -> ClientConnection:
                                    f"{upstream.connect_timeout_s:g} s") from None
     except (OSError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
         raise UpstreamConnectError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+
+
+async def open_realtime_with_retries(
+    upstream: Upstream, on_retry: Callable[[int, UpstreamConnectError, float], None] | None = None
+) -> ClientConnection:
+    """`open_realtime`, retried `upstream.connect_retries` times with exponential backoff; each attempt is
+    bounded by the handshake timeout. A 401/403 is final. The error raised carries the attempts made."""
+    attempt = 1
+    while True:
+        try:
+            return await open_realtime(upstream)
+        except UpstreamConnectError as exc:
+            exc.attempts = attempt
+            if attempt > upstream.connect_retries or exc.status in NOT_RETRIED:
+                raise
+            delay = upstream.retry_backoff_s * 2 ** (attempt - 1)
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            attempt += 1
+            await asyncio.sleep(delay)

@@ -8,7 +8,7 @@ import base64
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallScript, SimulatedCaller
 
-from .conftest import Gateway, sample
+from .conftest import Gateway, sample, start_gateway
 
 
 async def test_full_call_with_two_turns(gateway: Gateway, dialect: str):
@@ -68,7 +68,16 @@ async def test_barge_in_truncates_at_what_the_caller_heard(gateway: Gateway):
     assert not [e for e in session.errors_sent if "shorter" in (e.get("error") or {}).get("message", "")]
 
 
-async def test_upstream_dropping_ends_the_call_cleanly(gateway: Gateway):
+async def test_upstream_dropping_ends_the_call_cleanly_without_reconnects(echo, dialect: str):
+    """With UPSTREAM_MAX_RECONNECTS=0 a dropped session ends the call (tests/resilience: the reconnects)."""
+    gateway, runner = await start_gateway(echo, dialect, UPSTREAM_MAX_RECONNECTS="0")
+    try:
+        await _upstream_drop_ends_the_call(gateway)
+    finally:
+        await runner.cleanup()
+
+
+async def _upstream_drop_ends_the_call(gateway: Gateway) -> None:
     before = sample("gateway_calls_total", {"carrier": "twilio", "provider": "custom", "outcome": "upstream_error"})
     caller = SimulatedCaller(gateway.url)
     await caller.connect()
@@ -89,7 +98,7 @@ async def test_fatal_upstream_error_ends_the_call(gateway: Gateway):
     await caller.connect()
     session = await gateway.echo.wait_for_session(0)
     await session.wait_for_event("session.update")
-    await session.send_error("session_expired", "Your session hit the maximum duration of 60 minutes.")
+    await session.send_error("insufficient_quota", "You exceeded your current quota.")
     assert await caller.wait_closed(5.0) == 1000
     await caller.close()
     await asyncio.wait_for(session.closed.wait(), 2.0)

@@ -110,3 +110,48 @@ async def test_malformed_and_unknown_frames_are_counted_and_ignored(gateway: Gat
     assert report.closed_by == "caller"
     for k in kinds:
         assert sample("gateway_carrier_protocol_errors_total", {**labels, "kind": k}) == before[k] + 1, k
+
+
+async def signed_token(gateway: Gateway, call_sid: str) -> str:
+    caller = SimulatedCaller(gateway.url, auth_token=AUTH_TOKEN, call_sid=call_sid)
+    status, body = await caller.webhook()
+    await caller.close()
+    assert status == 200
+    return body.split('name="token" value="')[1].split('"')[0]
+
+
+async def test_media_handshake_with_a_bad_signature_is_refused_before_the_upgrade(signed_gateway: Gateway):
+    before = sample("gateway_stream_tokens_rejected_total", {"reason": "bad_handshake_signature"})
+    media = signed_gateway.url.replace("http", "ws") + "/media"
+    forged = RequestValidator("not-the-auth-token").compute_signature(media, {})
+    async with aiohttp.ClientSession() as http:
+        try:
+            await http.ws_connect(media, headers={"X-Twilio-Signature": forged})
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 403
+        else:
+            raise AssertionError("the handshake was accepted")
+    assert sample("gateway_stream_tokens_rejected_total", {"reason": "bad_handshake_signature"}) == before + 1
+    assert signed_gateway.echo.sessions == []
+
+
+async def test_media_handshake_signed_over_either_url_form_or_unsigned_is_let_through(signed_gateway: Gateway):
+    """Twilio signs the Stream URL as written in the TwiML, or with a trailing slash (§4.2); a handshake
+    without the header passes too: the single-use stream token is the gate that always applies."""
+    media = signed_gateway.url.replace("http", "ws") + "/media"
+    validator = RequestValidator(AUTH_TOKEN)
+    for i, headers in enumerate([{"X-Twilio-Signature": validator.compute_signature(media + "/", {})},
+                                 {"X-Twilio-Signature": validator.compute_signature(media, {})}, {}]):
+        call_sid = f"CA{i:032d}"
+        token = await signed_token(signed_gateway, call_sid)
+        async with aiohttp.ClientSession() as http, http.ws_connect(media, headers=headers) as ws:
+            start = {"event": "start", "streamSid": "MZ" + "2" * 32, "start": {
+                "accountSid": "AC" + "3" * 32, "streamSid": "MZ" + "2" * 32, "callSid": call_sid,
+                "customParameters": {"token": token},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
+            await ws.send_str(orjson.dumps(start).decode())
+            session = await signed_gateway.echo.wait_for_session(i)
+            await session.wait_for_event("session.update")
+            await ws.send_str('{"event":"stop","streamSid":"MZ' + "2" * 32 + '"}')
+            await asyncio.wait_for(ws.receive(), 5)
+            assert ws.close_code == 1000
