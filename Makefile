@@ -36,5 +36,8 @@ test-deploy: $(DEPLOY_VENV)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/python -m ruff check gateway tests
 
+bench: $(BIN)/.installed
+	$(BIN)/python -m gateway bench
+
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache

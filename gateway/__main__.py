@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     call_command.add_arguments(call)
     call.set_defaults(func=_call)
+    bench = sub.add_parser("bench", help="load the gateway and a forward-only relay with simulated calls; report "
+                           "CPU, latency, barge-in and truncation")
+    from gateway.bench import command as bench_command
+
+    bench_command.add_arguments(bench)
+    bench.set_defaults(func=bench_command.run)
     echo = sub.add_parser("echo", help="run the offline Realtime echo line on its own")
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=8765)

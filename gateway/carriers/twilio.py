@@ -41,7 +41,7 @@ class TwilioFace:
 
     # --- frames from Twilio --------------------------------------------------------------------
 
-    def decode(self, text: str) -> tuple[str, Any]:
+    def decode(self, text: bytes | str) -> tuple[str, Any]:
         try:
             frame = orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -258,6 +258,8 @@ class Call:
             item_id = event.get("item_id")
             if isinstance(item_id, str):
                 self.playback.audio_done(item_id)
+            if self.playback.unmarked_ms > 0:  # the end of an answer is always marked
+                return (SendMark(self.playback.mark()),)
             return NOTHING
         if kind == UP_ERROR:
             return self._error(event, now)
@@ -299,15 +301,19 @@ class Call:
             return (Note("malformed_upstream_event", "warning", {"type": event.get("type")}),)
         ms = b64_audio_ms(delta)
         content_index = event.get("content_index", 0)
+        first = self._awaiting_first_audio
+        # The first chunk of an answer is always marked: its echo times what the caller heard first.
         mark = self.playback.sent(item_id, ms, now, content_index=content_index if isinstance(content_index, int)
-                                  else 0, response_id=response_id)
+                                  else 0, response_id=response_id, mark=True if first else None)
         self.stats.frames_out += 1
         self.stats.audio_out_ms += ms
-        if self._awaiting_first_audio:
+        if first:
             self._awaiting_first_audio = False
             if self._speech_stopped_at is not None:
                 self.stats.turn_latencies_ms.append(now - self._speech_stopped_at)
-                self._first_mark = (mark, ms)
+                self._first_mark = (mark, ms)  # type: ignore[assignment]
+        if mark is None:
+            return (PlayAudio(delta),)
         return (PlayAudio(delta), SendMark(mark))
 
     def _speech_started(self, event: dict[str, Any], now: float) -> tuple[Action, ...]:

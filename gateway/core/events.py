@@ -63,14 +63,14 @@ UP_OUTPUT_TRANSCRIPT_DELTA = "output_transcript.delta"
 # --- actions the core asks for --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
 class PlayAudio:
     """Carrier: play this base64 audio (passed through as received)."""
 
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
 class SendMark:
     """Carrier: echo this name back when the audio sent before it has played."""
 
@@ -82,7 +82,7 @@ class ClearPlayback:
     """Carrier: drop all queued audio now (barge-in)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
 class AppendAudio:
     """Upstream: append caller audio (base64, passed through as received)."""
 

@@ -49,37 +49,57 @@ class HeardItem:
 
 
 class PlaybackTracker:
-    def __init__(self) -> None:
+    def __init__(self, mark_interval_ms: float = 100.0) -> None:
+        self.mark_interval_ms = mark_interval_ms
         self.generation = 0
         self._seq = 0
         self._reset()
 
     def _reset(self) -> None:
         self._queued_ms = 0.0  # end of the timeline: all audio sent this generation
+        self._marked_ms = 0.0  # where the last mark sits on the timeline
         self._anchor_pos = 0.0  # position confirmed by the latest mark echo
         self._anchor_at: float | None = None  # when that echo arrived
         self._chunks: deque[_Chunk] = deque()
-        self._pending_marks: dict[int, float] = {}  # mark seq -> queue position at its end
+        self._pending_marks: deque[tuple[int, float]] = deque()  # (mark seq, queue position), in send order
         self._items: dict[str, ItemPlayback] = {}
 
     # --- audio going out -------------------------------------------------------------------------
 
     def sent(
-        self, item_id: str, ms: float, now: float, *, content_index: int = 0, response_id: str | None = None
-    ) -> str:
-        """Record `ms` of audio of `item_id` sent to the carrier; returns the mark name to send after it."""
+        self, item_id: str, ms: float, now: float, *, content_index: int = 0, response_id: str | None = None,
+        mark: bool | None = None,
+    ) -> str | None:
+        """Record `ms` of audio of `item_id` sent to the carrier. Returns the name of a mark to send after
+        it, or None. By default an item's first chunk is marked, then one chunk per `mark_interval_ms`:
+        between echoes the position follows playback at real time, so more marks add messages, not
+        precision."""
         item = self._items.get(item_id)
         if item is None:
             item = self._items[item_id] = ItemPlayback(item_id, content_index, response_id)
+            if mark is None:
+                mark = True
         start = self._queued_ms
         self._queued_ms = end = start + ms
         chunk = _Chunk(item_id, start, end, now)
         self._chunks.append(chunk)
         item.chunks.append(chunk)
         item.sent_ms += ms
+        if mark is None:
+            mark = end - self._marked_ms >= self.mark_interval_ms
+        return self.mark() if mark else None
+
+    def mark(self) -> str:
+        """A mark at the end of the audio sent so far; its echo confirms everything before it played."""
         self._seq += 1
-        self._pending_marks[self._seq] = end
+        self._pending_marks.append((self._seq, self._queued_ms))
+        self._marked_ms = self._queued_ms
         return f"{self.generation}.{self._seq}"
+
+    @property
+    def unmarked_ms(self) -> float:
+        """Audio sent since the last mark."""
+        return self._queued_ms - self._marked_ms
 
     def audio_done(self, item_id: str) -> None:
         item = self._items.get(item_id)
@@ -95,12 +115,14 @@ class PlaybackTracker:
         gen, _, seq = name.partition(".")
         if gen != str(self.generation) or not seq.isdigit():
             return False
-        pos = self._pending_marks.pop(int(seq), None)
-        if pos is None:
+        wanted = int(seq)
+        pending = self._pending_marks
+        # Marks come back in order; an earlier one still pending was lost, and is played by now.
+        while pending and pending[0][0] < wanted:
+            pending.popleft()
+        if not pending or pending[0][0] != wanted:
             return False
-        # Marks come back in order; any earlier one still pending was lost, and is played by now.
-        for stale in [s for s in self._pending_marks if s < int(seq)]:
-            del self._pending_marks[stale]
+        pos = pending.popleft()[1]
         if pos >= self._anchor_pos:
             self._anchor_pos, self._anchor_at = pos, now
             self._prune(pos)
@@ -136,7 +158,7 @@ class PlaybackTracker:
 
     def is_playing(self, now: float) -> bool:
         """True while audio is queued at the carrier, by estimate or by marks not yet echoed."""
-        return bool(self._pending_marks) or self.position(now) < self._queued_ms
+        return bool(self._pending_marks) or self._marked_ms < self._queued_ms or self.position(now) < self._queued_ms
 
     def heard(self, now: float) -> list[HeardItem]:
         """Per item of this generation: how much the caller heard by `now`, never more than was sent."""

@@ -50,7 +50,7 @@ from gateway.http.voice import handshake_signature_valid
 from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime import dialect
-from gateway.realtime.replay import restore_events
+from gateway.realtime.connection import send_text_now
 from gateway.telephony.twilio_rest import TelephonyUnavailable, fallback_twiml
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class MediaSession:
             elif kind is Reconnect:
                 self.link.request_switch(action.reason, action.detail)
             elif kind is RestoreConversation:
-                for event in restore_events(self.state.upstream.dialect, action.turns):
+                for event in dialect.restore_events(self.state.upstream.dialect, action.turns):
                     await self.to_upstream(event)
                 if action.turns:
                     self.log.info("conversation_restored", turns=len(action.turns))
@@ -238,7 +238,7 @@ class MediaSession:
 
     async def to_upstream(self, event: bytes) -> None:
         conn = self.upstream
-        if conn is not None:
+        if conn is not None and not send_text_now(conn, event):
             with contextlib.suppress(ConnectionClosed):
                 await conn.send(event, text=True)
 
@@ -335,7 +335,9 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
         metrics.TOKENS_REJECTED.labels("bad_handshake_signature").inc()
         log.warning("media_handshake_signature_invalid", remote=request.remote)
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
-    ws = web.WebSocketResponse(max_msg_size=state.settings.max_carrier_message_bytes, autoping=True)
+    # Frames stay bytes (orjson parses them as they are) and no per-message compression is offered.
+    ws = web.WebSocketResponse(max_msg_size=state.settings.max_carrier_message_bytes, autoping=True,
+                               decode_text=False, compress=False)
     await ws.prepare(request)
     session = MediaSession(state, ws, request.transport)
     state.call_started(session)

@@ -22,11 +22,10 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.core.events import UP_OTHER, UP_SESSION_UPDATED
+from gateway.core.events import UP_SESSION_UPDATED
 from gateway.observability import metrics
 from gateway.realtime.connection import UpstreamConnectError, open_realtime_with_retries
 from gateway.realtime.events import kind_of
-from gateway.realtime.replay import conversation_kind
 
 if TYPE_CHECKING:
     from gateway.http.media import MediaSession
@@ -121,7 +120,9 @@ class UpstreamLink:
         loop = s.loop
         perform = s.perform
         try:
-            async for raw in conn:
+            recv = conn.recv
+            while True:
+                raw = await recv(decode=False)  # orjson parses bytes: no str decode per event
                 received = loop.time() * 1000.0
                 try:
                     event = orjson.loads(raw)
@@ -131,9 +132,7 @@ class UpstreamLink:
                     s.log.warning("upstream_event_unreadable", size=len(raw))
                     continue
                 kind = kind_of(event_type)
-                if kind is UP_OTHER:
-                    kind = conversation_kind(event_type)
-                elif kind is UP_SESSION_UPDATED and not s.session_ready:
+                if kind is UP_SESSION_UPDATED and not s.session_ready:
                     s.session_ready = True  # connect time = handshake + our configuration applied
                     metrics.UPSTREAM_CONNECT.labels(s.state.upstream.provider).observe(
                         time.perf_counter() - (s.upstream_opening or 0.0))
@@ -142,7 +141,6 @@ class UpstreamLink:
                     await perform(actions, received)
                 if self.switch is not None:  # this session is done with: what it still sends is not for us
                     return None, "replaced"
-            return conn.close_code, conn.close_reason or ""
         except ConnectionClosed as exc:
             return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "no close frame")
 

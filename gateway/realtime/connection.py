@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from gateway import __version__
 from gateway.config import Secret, Upstream
@@ -75,3 +76,23 @@ async def open_realtime_with_retries(
                 on_retry(attempt, exc, delay)
             attempt += 1
             await asyncio.sleep(delay)
+
+
+FAST_SEND_HIGH_WATER = 64 * 1024
+
+
+def send_text_now(conn: ClientConnection, data: bytes) -> bool:
+    """Write one text message without awaiting, when nothing stands in the way; False: use `send`.
+
+    `ClientConnection.send` enters an async context manager per message, which is a quarter of the
+    cost of relaying a caller frame. When the connection is open, no fragmented message is being sent
+    and the socket's write buffer is short, framing the message and writing it is all `send` would do.
+    Anything else (back-pressure, closing) goes through `send`, which awaits and raises properly.
+    """
+    protocol = conn.protocol
+    if (protocol.state is not State.OPEN or conn.send_in_progress is not None
+            or conn.transport.get_write_buffer_size() > FAST_SEND_HIGH_WATER):
+        return False
+    protocol.send_text(data)
+    conn.send_data()
+    return True

@@ -39,6 +39,18 @@ def greet(text: str) -> bytes:
         "instructions": f"Greet the caller by saying exactly this, then wait for them: {text}"}})
 
 
+def restore_events(dialect: Dialect, turns: tuple[tuple[str, str], ...]) -> list[bytes]:
+    """One `conversation.item.create` per turn, appended in order: caller turns as user `input_text`,
+    answers as assistant text."""
+    assistant_part = "output_text" if dialect == "ga" else "text"
+    out = []
+    for role, text in turns:
+        part = {"type": "input_text" if role == "user" else assistant_part, "text": text}
+        item = {"type": "message", "role": role, "content": [part]}
+        out.append(orjson.dumps({"type": "conversation.item.create", "item": item}))
+    return out
+
+
 def _turn_detection(td: TurnDetection) -> dict[str, Any] | None:
     if td.mode == "none":
         return None

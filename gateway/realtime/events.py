@@ -25,6 +25,10 @@ SERVER_EVENT_KINDS: dict[str, str] = {
     "conversation.item.input_audio_transcription.failed": ev.UP_INPUT_TRANSCRIPT_FAILED,
     "conversation.item.truncated": ev.UP_ITEM_TRUNCATED,
     "error": ev.UP_ERROR,
+    # what the conversation log keeps, to carry a conversation over to a new session
+    "response.output_item.added": ev.UP_OUTPUT_ITEM_ADDED,
+    "response.output_audio_transcript.delta": ev.UP_OUTPUT_TRANSCRIPT_DELTA,
+    "response.audio_transcript.delta": ev.UP_OUTPUT_TRANSCRIPT_DELTA,
 }
 
 

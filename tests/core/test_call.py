@@ -240,3 +240,24 @@ def test_upstream_close_hangs_up_once():
     (h,) = call.upstream_closed(1011, "boom", 5)
     assert h.outcome == "upstream_error" and "1011" in h.reason
     assert call.upstream_closed(1011, "boom", 6) == ()
+
+
+def test_marks_are_sparse_for_small_deltas_and_the_end_is_always_marked():
+    call = ready_call()
+    created(call, "r1", 0)
+    counts = [len(marks_of(delta(call, "r1", "A", 20, 0))) for _ in range(12)]  # 240 ms in 20 ms deltas
+    # The item's first chunk, then one per 100 ms of audio.
+    assert counts == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+    (end_mark,) = call.upstream_event(UP_AUDIO_DONE, {"item_id": "A"}, 0)
+    assert isinstance(end_mark, SendMark)
+    assert call.upstream_event(UP_AUDIO_DONE, {"item_id": "A"}, 0) == ()  # nothing left unmarked
+
+
+def test_truncation_stays_exact_between_sparse_marks():
+    call = ready_call()
+    created(call, "r1", 0)
+    marks = []
+    for _ in range(50):  # one second in 20 ms deltas, sent at once
+        marks += marks_of(delta(call, "r1", "A", 20, 0))
+    call.carrier_mark(marks[1], 130)  # the 120 ms mark came back 10 ms late
+    assert speech(call, 567) == (ClearPlayback(), TruncateItem("A", 0, 557))
