@@ -1,0 +1,172 @@
+"""The echo line's responses: one response's state, its event shapes, and the task that paces its
+audio deltas out, finishes it, or cancels it. Mixed into `EchoSession` (gateway.sim.echo), whose
+`send`, `spawn`, `session`, `items` and friends these methods use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from gateway.sim import echo_schema as schema
+from gateway.sim.audio import BYTES_PER_MS, b64, tone
+
+log = structlog.get_logger()
+
+TRANSCRIPT_EVERY = 5  # one transcript delta per this many audio deltas
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def chime() -> bytes:
+    """The greeting: 600 ms of two tones."""
+    return tone(300, 660.0) + tone(300, 880.0)
+
+
+def echo_text(audio_bytes: int) -> str:
+    return f"<echo of {audio_bytes / BYTES_PER_MS / 1000:.2f} s of audio>"
+
+
+@dataclass(slots=True, eq=False)
+class _Response:
+    id: str
+    item_id: str
+    audio: bytes
+    transcript: str
+    input_ms: float
+    previous_item_id: str | None
+    task: asyncio.Task[None] | None = None
+    sent_bytes: int = 0
+    transcript_sent: int = 0  # characters of the transcript already sent as deltas
+    finishing: bool = False  # every delta is out; the closing events are on their way
+
+
+class ResponseMixin:
+    """EchoSession's responses: start, stream, finish, cancel."""
+
+    async def start_response(self, audio: bytes, transcript: str, input_ms: float) -> None:
+        r = _Response(new_id("resp"), new_id("item"), audio, transcript, input_ms, self.last_item_id)
+        self.active = r
+        self.items[r.item_id] = self._assistant_item(r, "in_progress", None)
+        self.last_item_id = r.item_id
+        self.assistant_audio_ms[r.item_id] = 0.0
+        created = self._response_object(r, "in_progress", [])
+        await self.send({"type": "response.created", "response": created})
+        limits = [
+            {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
+            {"name": "tokens", "limit": 40000, "remaining": 35904, "reset_seconds": 6.144},
+        ]
+        await self.send({"type": "rate_limits.updated", "rate_limits": limits})
+        item = self._assistant_item(r, "in_progress", None)
+        await self.send(
+            {"type": "response.output_item.added", "response_id": r.id, "output_index": 0, "item": item}
+        )
+        added = "conversation.item.created" if self.dialect == "beta" else "conversation.item.added"
+        await self.send({"type": added, "previous_item_id": r.previous_item_id, "item": item})
+        part = {"type": "audio", "transcript": ""}
+        await self.send({"type": "response.content_part.added", **self._where(r), "part": part})
+        r.task = self.spawn(self._stream(r))
+
+    def _where(self, r: _Response) -> dict[str, Any]:
+        return {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "content_index": 0}
+
+    def _assistant_item(self, r: _Response, status: str, transcript: str | None) -> dict[str, Any]:
+        content = (
+            [] if transcript is None else [{"type": self._names["assistant_audio"], "transcript": transcript}]
+        )
+        return {
+            "id": r.item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": status,
+            "role": "assistant",
+            "content": content,
+        }
+
+    def _response_object(self, r: _Response, status: str, output: list, **extra: Any) -> dict[str, Any]:
+        return schema.response_object(
+            self.dialect,
+            self.session,
+            response_id=r.id,
+            conversation_id=self.conversation_id,
+            status=status,
+            output=output,
+            **extra,
+        )
+
+    async def _stream(self, r: _Response) -> None:
+        try:
+            step, audio = self._delta_bytes, r.audio
+            chunks = -(-len(audio) // step)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            period = step / BYTES_PER_MS / 1000 / self._line.pace if self._line.pace > 0 else 0.0
+            for i in range(chunks):
+                if period and i:
+                    delay = start + i * period - loop.time()  # absolute deadlines: no drift
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                piece = audio[i * step : (i + 1) * step]
+                r.sent_bytes += len(piece)  # counted before the await: the frame is written at once
+                self.assistant_audio_ms[r.item_id] = r.sent_bytes / BYTES_PER_MS
+                self.audio_out = True
+                await self.send({"type": self._names["audio_delta"], **self._where(r), "delta": b64(piece)})
+                if i % TRANSCRIPT_EVERY == 0:
+                    await self._transcript_delta(r, (i + 1) / chunks)
+            r.finishing = True
+            await self._transcript_delta(r, 1.0)
+            await self._finish(r, "completed", None)
+        except Exception:
+            log.exception("echo line response failed", response_id=r.id)
+            if self.active is r:
+                self.active = None
+
+    async def _transcript_delta(self, r: _Response, fraction: float) -> None:
+        due = round(len(r.transcript) * min(1.0, fraction))
+        if due > r.transcript_sent:
+            piece = r.transcript[r.transcript_sent : due]
+            r.transcript_sent = due
+            await self.send({"type": self._names["transcript_delta"], **self._where(r), "delta": piece})
+
+    async def _finish(self, r: _Response, status: str, reason: str | None) -> None:
+        heard = r.transcript[: r.transcript_sent]
+        where = self._where(r)
+        await self.send({"type": self._names["audio_done"], **where})
+        await self.send({"type": self._names["transcript_done"], **where, "transcript": heard})
+        part = {"type": "audio", "transcript": heard}
+        await self.send({"type": "response.content_part.done", **where, "part": part})
+        item = self._assistant_item(r, "completed" if status == "completed" else "incomplete", heard)
+        self.items[r.item_id] = item
+        await self.send(
+            {"type": "response.output_item.done", "response_id": r.id, "output_index": 0, "item": item}
+        )
+        if self.dialect == "ga":
+            await self.send(
+                {"type": "conversation.item.done", "previous_item_id": r.previous_item_id, "item": item}
+            )
+        details = None if reason is None else {"type": status, "reason": reason}
+        usage = schema.usage(r.input_ms, self.session["instructions"], r.sent_bytes / BYTES_PER_MS, heard)
+        response = self._response_object(r, status, [item], status_details=details, usage=usage)
+        await self.send({"type": "response.done", "response": response})
+        if self.active is r:
+            self.active = None
+
+    async def cancel_active(self, reason: str) -> bool:
+        """Cancel the response in progress; False if there is none (or it finished on its own)."""
+        r = self.active
+        if r is None:
+            return False
+        if r.task is not None:
+            if not r.finishing:
+                r.task.cancel()
+            await asyncio.wait([r.task])
+            if not r.task.cancelled():
+                return False
+        await self._finish(r, "cancelled", reason)
+        return True
