@@ -24,6 +24,7 @@ from aiohttp import web
 
 from gateway.bench import stamp
 from gateway.bench.proc import announce, run_helper, serve_commands, write_pickle
+from gateway.core.call import b64_size
 from gateway.sim.echo import EchoLine, EchoSession
 
 SPEECH_STARTED = "input_audio_buffer.speech_started"
@@ -115,7 +116,7 @@ class BenchSession(EchoSession):
             self._response_index += 1
             self._item_index[event["item_id"]] = self._response_index
         c = self.bench_call
-        if c is None or stamp.b64_bytes(delta) < stamp.STAMP_BYTES:
+        if c is None or b64_size(delta) < stamp.STAMP_BYTES:
             self.rec.unstamped_deltas += 1
             return
         stale = response_id == self._cut_response

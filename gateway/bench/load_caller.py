@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from gateway.bench import stamp, wsclient
+from gateway.core.call import b64_size
 from gateway.sim.audio import FRAME_BYTES, FRAME_MS, SILENCE_BYTE, b64, frames, speech_like
 from gateway.sim.playback import BYTES_PER_MS, TwilioPlayback
 
@@ -275,7 +276,7 @@ class LoadCall:
         pb, st = self.playback, self.stats
         if event == "media":
             payload = msg["media"]["payload"]
-            n = stamp.b64_bytes(payload)
+            n = b64_size(payload)
             start = pb.enqueue_audio(filler(n), now_ms)
             s = stamp.decode(payload)
             if s is None or s.kind != stamp.KIND_OUT or s.call != self.call_id:

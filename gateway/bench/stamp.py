@@ -77,10 +77,3 @@ def decode(payload: str) -> Stamp | None:
     return Stamp(v[0] & 3, v[0] & ~3, v[2] << 5 | v[3], v[4] << 15 | v[5] << 10 | v[6] << 5 | v[7],
                  v[8] << 25 | v[9] << 20 | v[10] << 15 | v[11] << 10 | v[12] << 5 | v[13], v[1])
 
-
-def b64_bytes(payload: str) -> int:
-    """Decoded size of a base64 string from its length alone."""
-    n = len(payload)
-    if n < 4:
-        return 0
-    return (n >> 2) * 3 - (payload[-1] == "=") - (payload[-2] == "=")

@@ -63,13 +63,17 @@ RESPONSE_GRACE_MS = 3000.0
 NOTHING: tuple[Action, ...] = ()
 
 
-def b64_audio_ms(payload: str) -> float:
-    """Duration of base64 G.711 audio (8 bytes per ms) from its length alone: no decoding."""
+def b64_size(payload: str) -> int:
+    """Decoded size of a base64 string from its length alone: no decoding."""
     n = len(payload)
     if n < 4:
-        return 0.0
-    size = (n >> 2) * 3 - (payload[-1] == "=") - (payload[-2] == "=")
-    return size / 8.0
+        return 0
+    return (n >> 2) * 3 - (payload[-1] == "=") - (payload[-2] == "=")
+
+
+def b64_audio_ms(payload: str) -> float:
+    """Duration of base64 G.711 audio (8 bytes per ms)."""
+    return b64_size(payload) / 8.0
 
 
 class Call:

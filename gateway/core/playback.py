@@ -176,9 +176,6 @@ class PlaybackTracker:
             )
         return out
 
-    def items_in_flight(self) -> int:
-        return len(self._items)
-
     def clear(self) -> None:
         """Playback was cleared at the carrier: start a new generation; pending marks become stale."""
         self.generation += 1
