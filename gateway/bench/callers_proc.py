@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.bench.load_caller import LoadCall, Script, utterance_tails
+from gateway.bench.load_caller import FrameClock, LoadCall, Script, utterance_tails
 from gateway.bench.proc import announce, run_helper, serve_commands, write_pickle
 
 SEEDS = 5  # distinct utterances, so calls do not all say the same thing
@@ -45,8 +45,10 @@ class Callers:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self.http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=20.0))
         spacing = ramp_s / max(1, a.total)
+        clock = FrameClock(asyncio.get_running_loop())  # one timer for every call's frames
         for i in range(a.first, a.first + a.count):
-            call = LoadCall(a.url, i, self.http, self.script, self.tails[i % SEEDS], self.on_latency, drain_at)
+            call = LoadCall(a.url, i, self.http, self.script, self.tails[i % SEEDS], self.on_latency, drain_at,
+                            clock)
             self.calls.append(call)
             self.tasks.append(asyncio.create_task(call.run(t0 + i * spacing)))
 

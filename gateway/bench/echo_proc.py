@@ -1,9 +1,16 @@
 """The echo line as the bench's upstream, in its own process, with the bench's hooks.
 
-`BenchSession` is the project's `EchoSession` plus measurement: it reads the caller's stamp in every
-append (carrier -> upstream latency, frames seen, in order), stamps every audio delta it sends
-(upstream -> carrier latency, frames sent, the response index, and whether speech_started already cut
-that response, so a target may drop it), and notes speech_started send times and truncates.
+`BenchSession` is the project's `EchoSession` (the same events, turn detection, truncate checks and
+response pacing) plus measurement: it reads the caller's stamp in every append (carrier -> upstream
+latency, frames seen, in order), stamps every audio delta it sends (upstream -> carrier latency, frames
+sent, the response index, and whether speech_started already cut that response, so a target may drop
+it), and notes speech_started send times and truncates.
+
+What it changes is the cost, so that one core carries the simulators of 200 calls: it runs on the lean
+WebSocket server (`gateway.bench.wsserver`) instead of aiohttp, and an append that arrives while no
+earlier event is still being handled is taken synchronously in the socket's callback (decode, stamp,
+VAD) instead of through the receive loop's task. Everything else, and any append queued behind it,
+goes through `EchoSession`'s own handler, in arrival order.
 
 Run by the driver as `python -m gateway.bench.echo_proc`; it prints one ready line with its URL and
 then answers the driver's commands (see `gateway.bench.proc`).
@@ -13,21 +20,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import binascii
+import contextlib
 import os
 import sys
 import time
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+import orjson
 
 from gateway.bench import stamp
 from gateway.bench.proc import announce, run_helper, serve_commands, write_pickle
+from gateway.bench.wsserver import WsServerConn
 from gateway.core.call import b64_size
-from gateway.sim.echo import EchoLine, EchoSession
+from gateway.sim.echo import EchoLine, EchoSession, _is_beta
+from gateway.sim.vad import VadEvent
 
 SPEECH_STARTED = "input_audio_buffer.speech_started"
+APPEND_HEAD = b'{"type":"input_audio_buffer.append",'  # how the gateway and the relay start an append
 
 
 @dataclass(slots=True)
@@ -62,41 +75,93 @@ class Recorder:
 
 
 class BenchSession(EchoSession):
-    def __init__(self, line: BenchLine, ws: web.WebSocketResponse, request: web.Request, dialect: str) -> None:
-        super().__init__(line, ws, request, dialect)
+    def __init__(self, line: BenchLine, conn: WsServerConn, dialect: str) -> None:
+        super().__init__(line, conn, conn.request, dialect)  # type: ignore[arg-type]
         self.rec = line.recorder
         self.bench_call: EchoCall | None = None
         self.call_id = 0
+        self._conn = conn
         self._rx = 0.0
+        self._backlog: deque[tuple[float, bytes]] = deque()  # events waiting for an earlier one's handler
+        self._busy = True  # until session.created is out
         self._delta_type = self._names["audio_delta"]
         self._cut_response: str | None = None  # the response the latest speech_started interrupted
         self._response: str | None = None
         self._response_index = 0
         self._item_index: dict[str, int] = {}
         self._out_seq = 0
+        conn.on_text = self.on_text
 
-    async def _on_text(self, data: bytes | str) -> None:
-        self._rx = time.monotonic()
-        await super()._on_text(data)
+    async def run(self, reject_beta: bool = False) -> None:  # type: ignore[override]
+        """EchoSession.run without the receive loop: the connection calls `on_text`."""
+        try:
+            await self.send({"type": "session.created", "session": self.session})
+            if self.dialect == "beta":
+                conversation = {"id": self.conversation_id, "object": "realtime.conversation"}
+                await self.send({"type": "conversation.created", "conversation": conversation})
+            await self._drain()
+            await self._conn.wait_closed()
+        finally:
+            await self._teardown()
+
+    # ---- receiving: appends in the socket callback when nothing is pending, the rest in order ----
+
+    def on_text(self, data: bytes) -> None:
+        rx = time.monotonic()
+        if self._busy:
+            self._backlog.append((rx, data))
+            return
+        if data.startswith(APPEND_HEAD):
+            with contextlib.suppress(orjson.JSONDecodeError, binascii.Error, ValueError):
+                event = orjson.loads(data)
+                audio = event.get("audio") if type(event) is dict else None
+                if type(audio) is str and len(event) == 2:
+                    pcm = binascii.a2b_base64(audio, strict_mode=True)
+                    self._rx = rx
+                    self._note_append(audio)
+                    decisions = self.take_audio(pcm)
+                    if decisions:
+                        self._busy = True
+                        self.spawn(self._drain(decisions))
+                    return
+        self._backlog.append((rx, data))
+        self._busy = True
+        self.spawn(self._drain())
+
+    async def _drain(self, decisions: list[VadEvent] | None = None) -> None:
+        try:
+            if decisions:
+                await self.act_on(decisions)
+            while self._backlog:
+                self._rx, data = self._backlog.popleft()
+                await self._on_text(data)  # the echo line's own path: parse, check, dispatch
+        finally:
+            self._busy = False
 
     async def _on_append(self, event: dict, event_id: str | None) -> None:
         audio = event.get("audio")
-        s = stamp.decode(audio) if type(audio) is str else None
+        if type(audio) is str:
+            self._note_append(audio)
+        await super()._on_append(event, event_id)
+
+    def _note_append(self, audio: str) -> None:
+        s = stamp.decode(audio)
         if s is None or s.kind != stamp.KIND_IN:
             self.rec.unstamped_appends += 1
-        else:
-            c = self.bench_call
-            if c is None:
-                c = self.bench_call = self.rec.call(s.call)
-                self.call_id = s.call
-            c.appends += 1
-            if s.seq != c.last_seq + 1:
-                c.order_errors += 1
-            c.last_seq = s.seq
-            lo, hi = self.rec.window
-            if lo <= self._rx <= hi:
-                self.rec.in_latency.append(stamp.elapsed_ms(s.ticks, self._rx))
-        await super()._on_append(event, event_id)
+            return
+        c = self.bench_call
+        if c is None:
+            c = self.bench_call = self.rec.call(s.call)
+            self.call_id = s.call
+        c.appends += 1
+        if s.seq != c.last_seq + 1:
+            c.order_errors += 1
+        c.last_seq = s.seq
+        lo, hi = self.rec.window
+        if lo <= self._rx <= hi:
+            self.rec.in_latency.append(stamp.elapsed_ms(s.ticks, self._rx))
+
+    # ---- sending ----
 
     async def send(self, event: dict) -> bool:
         kind = event["type"]
@@ -142,25 +207,39 @@ class BenchSession(EchoSession):
 
 
 class BenchLine(EchoLine):
-    """The echo line whose sessions are `BenchSession`s."""
+    """The echo line, serving `BenchSession`s on the lean WebSocket server (the same paths and dialect
+    choice as `EchoLine`; the bench configures no API key)."""
+
+    PATHS = {"/v1/realtime": None, "/openai/v1/realtime": "ga", "/openai/realtime": "beta"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.recorder = Recorder()
+        self._server: asyncio.Server | None = None
+        self._runs: set[asyncio.Task[None]] = set()
 
-    async def _accept(self, request: web.Request, dialect: str, reject_beta: bool) -> web.StreamResponse:
-        # EchoLine._accept with the session class swapped (EchoLine has no hook for it).
-        ws = web.WebSocketResponse(compress=False, max_msg_size=16 * 1024 * 1024, protocols=("realtime",),
-                                   decode_text=False)
-        if not ws.can_prepare(request).ok:
-            return web.Response(status=426, text="WebSocket upgrade required")
-        await ws.prepare(request)
-        session = BenchSession(self, ws, request, dialect)
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: WsServerConn(self._open), self.host, self.port)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        await self._close_sessions()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _open(self, conn: WsServerConn) -> bool:
+        path = conn.request.path
+        if path not in self.PATHS:
+            return False
+        dialect = self.PATHS[path] or ("beta" if _is_beta(conn.request) else "ga")
+        session = BenchSession(self, conn, dialect)
         self.sessions.append(session)
-        added, self._session_added = self._session_added, asyncio.Event()
-        added.set()
-        await session.run(reject_beta)
-        return ws
+        task = asyncio.ensure_future(session.run())
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+        return True
 
     def report(self) -> dict[str, Any]:
         rec = self.recorder

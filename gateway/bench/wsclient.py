@@ -9,30 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
-import random
 from collections.abc import Callable
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
-MAX_MESSAGE = 1 << 20
+from gateway.bench import wsframe as wf
 
 
 class HandshakeError(Exception):
     pass
-
-
-def _mask_python(mask: bytes, data: bytearray) -> None:
-    n = len(data)
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
-    data[:] = (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
-
-
-try:  # aiohttp's own C masking, when this aiohttp has it where we expect it
-    from aiohttp._websocket.helpers import websocket_mask as _mask
-except ImportError:  # pragma: no cover - depends on the aiohttp version
-    _mask = _mask_python
 
 
 class WsClient(asyncio.Protocol):
@@ -48,7 +32,8 @@ class WsClient(asyncio.Protocol):
         self._key = base64.b64encode(os.urandom(16))
         self._request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          f"Sec-WebSocket-Key: {self._key.decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-        self._buf = bytearray()
+        self._buf = bytearray()  # the handshake answer, until it is complete
+        self._parser = wf.FrameParser(False, self._frame)
         self._fragments: list[bytes] = []
         self._close_sent = False
 
@@ -76,8 +61,11 @@ class WsClient(asyncio.Protocol):
             if not rest:
                 return
             data = rest
-        self._buf += data
-        self._parse()
+        try:
+            self._parser.feed(data)
+        except wf.ProtocolError as exc:
+            self.close(exc.code)
+            self._parser.stopped = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -93,47 +81,21 @@ class WsClient(asyncio.Protocol):
         if not lines[0].startswith("HTTP/1.1 101"):
             raise HandshakeError(f"server answered {lines[0]!r}")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        accept = base64.b64encode(hashlib.sha1(self._key + GUID).digest()).decode()
-        if headers.get("sec-websocket-accept") != accept:
+        if headers.get("sec-websocket-accept") != wf.accept_key(self._key):
             raise HandshakeError("bad Sec-WebSocket-Accept")
 
-    def _parse(self) -> None:
-        buf = self._buf
-        pos, end = 0, len(buf)
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n, head = b1 & 0x7F, 2
-            if n == 126:
-                if end - pos < 4:
-                    break
-                n, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-            if b1 & 0x80 or n > MAX_MESSAGE:
-                self.close(1002)  # a server must not mask; and nothing of ours is this big
-                return
-            if end - pos < head + n:
-                break
-            payload = bytes(buf[pos + head:pos + head + n])
-            pos += head + n
-            self._frame(b0 & 0x80, b0 & 0x0F, payload)
-            if self.closed:
-                return
-        del buf[:pos]
-
     def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
-        if opcode == OP_TEXT or opcode == OP_CONT:
+        if opcode == wf.OP_TEXT or opcode == wf.OP_CONT:
             if not fin or self._fragments:
                 self._fragments.append(payload)
                 if not fin:
                     return
                 payload, self._fragments = b"".join(self._fragments), []
             self.on_text(payload)
-        elif opcode == OP_PING:
-            self._write(OP_PONG, payload)
-        elif opcode == OP_CLOSE:
+        elif opcode == wf.OP_PING:
+            self._write(wf.OP_PONG, payload)
+        elif opcode == wf.OP_CLOSE:
+            self._parser.stopped = True
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             self.close(self.close_code if self.close_code not in (1005, 1006) else 1000)
             if self.transport is not None:
@@ -142,29 +104,19 @@ class WsClient(asyncio.Protocol):
     def _write(self, opcode: int, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        n = len(data)
-        if n < 126:
-            head = bytes((0x80 | opcode, 0x80 | n))
-        elif n < 65536:
-            head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-        else:
-            head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-        mask = random.randbytes(4)
-        payload = bytearray(data)
-        _mask(mask, payload)
-        self.transport.write(head + mask + payload)
+        self.transport.write(wf.frame(opcode, data, masked=True))
 
     # --- the API ---------------------------------------------------------------------------------
 
     def send_text(self, data: bytes) -> None:
         if not self._close_sent:
-            self._write(OP_TEXT, data)
+            self._write(wf.OP_TEXT, data)
 
     def close(self, code: int = 1000) -> None:
         """Send a close frame (once); the server answers and ends the connection."""
         if not self._close_sent:
             self._close_sent = True
-            self._write(OP_CLOSE, code.to_bytes(2, "big"))
+            self._write(wf.OP_CLOSE, code.to_bytes(2, "big"))
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -11,6 +11,7 @@ import binascii
 from gateway.sim import echo_schema as schema
 from gateway.sim.audio import BYTES_PER_MS
 from gateway.sim.echo_response import chime, echo_text, new_id
+from gateway.sim.vad import VadEvent
 
 
 class ClientEventsMixin:
@@ -79,10 +80,17 @@ class ClientEventsMixin:
                 event_id=event_id,
             )
             return
+        await self.act_on(self.take_audio(data))
+
+    def take_audio(self, data: bytes) -> list[VadEvent]:
+        """Add decoded audio to the input buffer; return the turn decisions it completes (none without
+        turn detection). Synchronous, so a fast path can call it without a task."""
         self.appended_ms += len(data) / BYTES_PER_MS
         decisions = self.vad.feed(data)
-        if self.turn is None:
-            return
+        return decisions if self.turn is not None else []
+
+    async def act_on(self, decisions: list[VadEvent]) -> None:
+        """Send what the turn decisions of `take_audio` mean: speech started or stopped."""
         for decision in decisions:
             if decision.kind == "start":
                 await self._speech_started(decision.ms)

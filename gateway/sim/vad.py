@@ -17,6 +17,7 @@ from gateway.sim.audio import BYTES_PER_MS, audioop
 
 WINDOW_MS = 10
 WINDOW_BYTES = WINDOW_MS * BYTES_PER_MS
+TRIM_EVERY_MS = 100
 DEFAULT_KEEP_MS = 60_000
 
 
@@ -47,6 +48,7 @@ class EnergyVad:
         self.configure(threshold, prefix_padding_ms, silence_duration_ms)
         self._buf = bytearray()  # retained input; byte 0 of it is timeline byte `_base`
         self._base = 0
+        self._trim_at = 0  # _total at which the next trim is worth its cost
         self._total = 0  # bytes ever fed
         self._processed = 0  # bytes already judged (a multiple of WINDOW_BYTES)
         self.in_speech = False
@@ -71,10 +73,13 @@ class EnergyVad:
     def feed(self, ulaw: bytes) -> list[VadEvent]:
         """Append audio; return the decisions it completes, in timeline order.
 
-        Audio the previous call no longer needed is dropped first, so whatever this call decided
-        (an utterance that just stopped) can still be cut with `audio()` until the next call.
+        Audio the previous calls no longer needed is dropped first (once another TRIM_EVERY_MS has
+        come in since the last trim: the bookkeeping is dearer than the bytes), so whatever this call
+        decided (an utterance that just stopped) can still be cut with `audio()` until the next call.
         """
-        self._trim()
+        if self._total >= self._trim_at:
+            self._trim()
+            self._trim_at = self._total + TRIM_EVERY_MS * BYTES_PER_MS
         self._buf += ulaw
         self._total += len(ulaw)
         events: list[VadEvent] = []

@@ -94,9 +94,18 @@ def test_kept_audio_is_bounded() -> None:
         pinned.feed(silence(1000))
         unpinned.feed(silence(1000))
     assert pinned.position_ms == 70_000
-    # Trimming happens before each feed: keep_ms (or the prefix padding) plus the last chunk stays.
+    # Trimming happens before a feed (here each: every chunk is over TRIM_EVERY_MS): keep_ms (or the
+    # prefix padding) plus the last chunk stays.
     assert pinned.audio(0, 70_000) == silence(61_000)  # ...but never much more than keep_ms of it
     assert unpinned.audio(0, 70_000) == silence(1_300)  # only what a future prefix could need
+
+
+def test_small_feeds_are_trimmed_every_100_ms() -> None:
+    vad = EnergyVad(prefix_padding_ms=300)
+    for _ in range(500):  # 10 s in 20 ms frames
+        vad.feed(silence(20))
+    kept = len(vad.audio(0, vad.position_ms)) / 8
+    assert 300 + 20 <= kept <= 300 + 20 + 100  # the prefix padding, the last frame, and at most the slack
 
 
 def test_utterance_in_progress_is_kept() -> None:
