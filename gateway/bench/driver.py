@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gateway.bench.proc import Child, cpu_seconds, machine_busy_seconds, plan_cpus, read_pickle, rss_kb, spawn
 
@@ -204,7 +205,24 @@ async def run_scenario(sc: Scenario, progress: Callable[[str], None]) -> Measure
             await child.stop()
         if target is not None and target.proc.returncode not in (0, -15):
             m.notes.append(f"the {sc.target} exited with code {target.proc.returncode}: {tail(target.log_path, 5)}")
+        if target is not None and (events := logged_events(target.log_path)):
+            m.notes.append(f"the {sc.target} logged: " + ", ".join(f"{k} x{n}" for k, n in events.items()))
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def logged_events(path: str) -> dict[str, int]:
+    """What a target's JSON log (warnings and errors: the bench's log level) says happened, counted by
+    event (the gateway's webhook warnings for the bench's unsigned requests left out)."""
+    counts: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(path, errors="replace") as f:
+        for line in f:
+            try:
+                event = orjson.loads(line).get("event")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(event, str) and event != "webhook_unauthenticated":
+                counts[event] = counts.get(event, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 async def _start_callers(sc: Scenario, base: str, cpus: set[int] | None, tmp: str,

@@ -23,9 +23,9 @@ CLOSE_WAIT_S = 5.0
 
 
 class WsServerConn(asyncio.Protocol):
-    """One accepted connection. `on_open(conn)` runs when the upgrade is done and returns False to refuse
-    it (404); it sets `on_text(payload)` and `on_close()`. `request` has the handshake's `path`,
-    `headers` (case-insensitive) and `query`."""
+    """One accepted connection. `on_open(conn)` runs once the upgrade request is read (`conn.request` has
+    its `path`, case-insensitive `headers` and `query`) and returns False to refuse it (404); it sets
+    `on_text(payload)` and `on_close()`, and must not send before it returns."""
 
     def __init__(self, on_open: Callable[[WsServerConn], bool]) -> None:
         self.on_open = on_open
@@ -89,6 +89,9 @@ class WsServerConn(asyncio.Protocol):
             return False
         url = urlsplit(target)
         self.request = SimpleNamespace(path=url.path, headers=headers, query=dict(parse_qsl(url.query)))
+        if not self.on_open(self):
+            self._refuse(404, "Not Found")
+            return False
         answer = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   f"Sec-WebSocket-Accept: {wf.accept_key(key.encode())}\r\n")
         if "realtime" in (p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")):
@@ -96,11 +99,6 @@ class WsServerConn(asyncio.Protocol):
         self.open = True
         assert self.transport is not None
         self.transport.write(answer.encode() + b"\r\n")
-        if not self.on_open(self):
-            self.open = False
-            self._send_close(1008)
-            self._end()
-            return False
         return True
 
     def _refuse(self, status: int, reason: str) -> None:
