@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_a_frame_breaking_the_masking_rule_or_too_big_is_a_protocol_error() -> N
     assert big.value.code == 1009
 
 
-async def _server(on_open) -> tuple[asyncio.Server, int]:  # noqa: ANN001
+async def _server(on_open: Callable[[WsServerConn], bool]) -> tuple[asyncio.Server, int]:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: WsServerConn(on_open), "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
@@ -70,16 +71,21 @@ async def test_server_and_client_exchange_text_and_close_cleanly() -> None:
 
     server, port = await _server(on_open)
     got: list[bytes] = []
+    three = asyncio.Event()
+
+    def on_text(payload: bytes) -> None:
+        got.append(bytes(payload))
+        if len(got) == 3:
+            three.set()
+
     client_closed = asyncio.Event()
-    client = await wsclient.connect(f"ws://127.0.0.1:{port}/v1/realtime?model=m", lambda p: got.append(bytes(p)),
-                                    client_closed.set)
+    client = await wsclient.connect(f"ws://127.0.0.1:{port}/v1/realtime?model=m", on_text, client_closed.set)
     assert conns[0].request.query == {"model": "m"} and conns[0].request.headers["HOST"] == f"127.0.0.1:{port}"
     big = b"y" * 70_000
     for payload in (b"one", b"two", big):
         client.send_text(payload)
     async with asyncio.timeout(5):
-        while len(got) < 3:
-            await asyncio.sleep(0.01)
+        await three.wait()
     assert got == [b"echo:one", b"echo:two", b"echo:" + big]
     client.close(1000)
     async with asyncio.timeout(5):
@@ -124,11 +130,17 @@ async def test_frame_clock_runs_each_callback_once_at_or_after_its_deadline_in_o
     start = time.monotonic()
     ran: list[tuple[int, float, float]] = []
     deadlines = [start + d for d in (0.030, 0.005, 0.0051, 0.020, 0.012)]
+    all_ran = asyncio.Event()
+
+    def note(i: int, deadline: float) -> None:
+        ran.append((i, deadline, time.monotonic()))
+        if len(ran) == len(deadlines):
+            all_ran.set()
+
     for i, deadline in enumerate(deadlines):
-        clock.at(deadline, lambda i=i, deadline=deadline: ran.append((i, deadline, time.monotonic())))
+        clock.at(deadline, lambda i=i, deadline=deadline: note(i, deadline))
     async with asyncio.timeout(5):
-        while len(ran) < len(deadlines):
-            await asyncio.sleep(0.005)
+        await all_ran.wait()
     assert [i for i, _, _ in ran] == [1, 2, 4, 3, 0]
     assert all(at >= deadline for _, deadline, at in ran)  # never early
 
@@ -137,14 +149,16 @@ async def test_frame_clock_callbacks_can_file_the_next_frame() -> None:
     clock = FrameClock(asyncio.get_running_loop())
     times: list[float] = []
     t0 = time.monotonic()
+    done = asyncio.Event()
 
     def tick() -> None:
         times.append(time.monotonic())
         if len(times) < 10:
             clock.at(t0 + 0.002 * (len(times) + 1), tick)
+        else:
+            done.set()
 
     clock.at(t0 + 0.002, tick)
     async with asyncio.timeout(5):
-        while len(times) < 10:
-            await asyncio.sleep(0.005)
+        await done.wait()
     assert all(at >= t0 + 0.002 * (k + 1) for k, at in enumerate(times))
