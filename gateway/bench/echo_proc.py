@@ -36,7 +36,7 @@ from gateway.bench import stamp
 from gateway.bench.proc import announce, run_helper, serve_commands, write_pickle
 from gateway.bench.wsserver import WsServerConn
 from gateway.core.call import b64_size
-from gateway.sim.echo import EchoLine, EchoSession, _is_beta
+from gateway.sim.echo import ROUTES, EchoLine, EchoSession, dialect_for
 from gateway.sim.vad import VadEvent
 
 SPEECH_STARTED = "input_audio_buffer.speech_started"
@@ -95,12 +95,9 @@ class BenchSession(EchoSession):
     async def run(self, reject_beta: bool = False) -> None:  # type: ignore[override]
         """EchoSession.run without the receive loop: the connection calls `on_text`."""
         try:
-            await self.send({"type": "session.created", "session": self.session})
-            if self.dialect == "beta":
-                conversation = {"id": self.conversation_id, "object": "realtime.conversation"}
-                await self.send({"type": "conversation.created", "conversation": conversation})
-            await self._drain()
-            await self._conn.wait_closed()
+            if await self.greet(reject_beta):
+                await self._drain()  # what arrived meanwhile
+                await self._conn.wait_closed()
         finally:
             await self._teardown()
 
@@ -210,8 +207,6 @@ class BenchLine(EchoLine):
     """The echo line, serving `BenchSession`s on the lean WebSocket server (the same paths and dialect
     choice as `EchoLine`; the bench configures no API key)."""
 
-    PATHS = {"/v1/realtime": None, "/openai/v1/realtime": "ga", "/openai/realtime": "beta"}
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.recorder = Recorder()
@@ -230,11 +225,9 @@ class BenchLine(EchoLine):
             self._server = None
 
     def _open(self, conn: WsServerConn) -> bool:
-        path = conn.request.path
-        if path not in self.PATHS:
+        if conn.request.path not in ROUTES:
             return False
-        dialect = self.PATHS[path] or ("beta" if _is_beta(conn.request) else "ga")
-        session = BenchSession(self, conn, dialect)
+        session = BenchSession(self, conn, dialect_for(conn.request.path, conn.request.headers))
         self.sessions.append(session)
         task = asyncio.ensure_future(session.run())
         self._runs.add(task)

@@ -19,23 +19,18 @@ class HandshakeError(Exception):
     pass
 
 
-class WsClient(asyncio.Protocol):
+class WsClient(wf.Endpoint):
     """`on_text(payload)` for each text message, `on_close()` once when the connection is gone."""
 
+    masks = True
+
     def __init__(self, host: str, path: str, on_text: Callable[[bytes], None], on_close: Callable[[], None]) -> None:
-        self.on_text = on_text
+        super().__init__(on_text)
         self.on_close = on_close
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.close_code: int | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._key = base64.b64encode(os.urandom(16))
         self._request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          f"Sec-WebSocket-Key: {self._key.decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-        self._buf = bytearray()  # the handshake answer, until it is complete
-        self._parser = wf.FrameParser(False, self._frame)
-        self._fragments: list[bytes] = []
-        self._close_sent = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -45,27 +40,20 @@ class WsClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.opened.done():
-            self._buf += data
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head, rest = bytes(self._buf[:end]), bytes(self._buf[end + 4:])
-            self._buf.clear()
             try:
+                got = self._take_head(data)
+                if got is None:
+                    return
+                head, data = got
                 self._check_handshake(head)
-            except HandshakeError as exc:
-                self.opened.set_exception(exc)
+            except (HandshakeError, wf.ProtocolError) as exc:
+                self.opened.set_exception(HandshakeError(str(exc)))
                 self.abort()
                 return
             self.opened.set_result(None)
-            if not rest:
+            if not data:
                 return
-            data = rest
-        try:
-            self._parser.feed(data)
-        except wf.ProtocolError as exc:
-            self.close(exc.code)
-            self._parser.stopped = True
+        self._feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -73,8 +61,6 @@ class WsClient(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.on_close()
-
-    # --- frames ----------------------------------------------------------------------------------
 
     def _check_handshake(self, head: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")
@@ -84,39 +70,11 @@ class WsClient(asyncio.Protocol):
         if headers.get("sec-websocket-accept") != wf.accept_key(self._key):
             raise HandshakeError("bad Sec-WebSocket-Accept")
 
-    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
-        if opcode == wf.OP_TEXT or opcode == wf.OP_CONT:
-            if not fin or self._fragments:
-                self._fragments.append(payload)
-                if not fin:
-                    return
-                payload, self._fragments = b"".join(self._fragments), []
-            self.on_text(payload)
-        elif opcode == wf.OP_PING:
-            self._write(wf.OP_PONG, payload)
-        elif opcode == wf.OP_CLOSE:
-            self._parser.stopped = True
-            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-            self.close(self.close_code if self.close_code not in (1005, 1006) else 1000)
-            if self.transport is not None:
-                self.transport.close()
-
-    def _write(self, opcode: int, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(wf.frame(opcode, data, masked=True))
-
-    # --- the API ---------------------------------------------------------------------------------
-
-    def send_text(self, data: bytes) -> None:
-        if not self._close_sent:
-            self._write(wf.OP_TEXT, data)
+    # --- the API (and send_text) -----------------------------------------------------------------
 
     def close(self, code: int = 1000) -> None:
         """Send a close frame (once); the server answers and ends the connection."""
-        if not self._close_sent:
-            self._close_sent = True
-            self._write(wf.OP_CLOSE, code.to_bytes(2, "big"))
+        self._send_close(code)
 
     def abort(self) -> None:
         if self.transport is not None:

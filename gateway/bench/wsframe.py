@@ -7,6 +7,7 @@ frame as one `bytes`, and a parser that hands each complete frame to a callback,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import random
@@ -15,6 +16,7 @@ from collections.abc import Callable
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 MAX_MESSAGE = 1 << 20  # nothing the bench sends is near this
+MAX_HANDSHAKE = 16 * 1024
 
 
 class ProtocolError(Exception):
@@ -126,3 +128,79 @@ class FrameParser:
             mask_in_place(data[head:start], payload)
         self.on_frame(data[0] & 0x80, data[0] & 0x0F, payload)
         return True
+
+
+class Endpoint(asyncio.Protocol):
+    """What both ends of a bench connection do once the upgrade is done: reassemble text messages for
+    `on_text`, answer pings, answer a close (once) and end the connection, fail it on a broken frame.
+
+    Subclasses say whether they mask what they send (`masks`: a client does) and do the handshake,
+    reading it with `_take_head` and then passing frames to `_feed`.
+    """
+
+    masks = False
+
+    def __init__(self, on_text: Callable[[bytes], None]) -> None:
+        self.on_text = on_text
+        self.transport: asyncio.Transport | None = None
+        self.closed = False  # the connection is gone
+        self.close_code: int | None = None
+        self._head = bytearray()  # the handshake, until it is complete
+        self._parser = FrameParser(not self.masks, self._frame)
+        self._fragments: list[bytes] = []
+        self._close_sent = False
+
+    def send_text(self, data: bytes) -> None:
+        if not self._close_sent:
+            self._write(OP_TEXT, data)
+
+    def _take_head(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """The handshake's head and the bytes after it, once its blank line has arrived."""
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > MAX_HANDSHAKE:
+                raise ProtocolError(1009, "handshake too large")
+            return None
+        head, rest = bytes(self._head[:end]), bytes(self._head[end + 4:])
+        self._head.clear()
+        return head, rest
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed(data)
+        except ProtocolError as exc:
+            self._parser.stopped = True
+            self._send_close(exc.code)
+            self._end()
+
+    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
+        if opcode == OP_TEXT or opcode == OP_CONT:
+            if not fin or self._fragments:
+                self._fragments.append(payload)
+                if not fin:
+                    return
+                payload, self._fragments = b"".join(self._fragments), []
+            self.on_text(payload)
+        elif opcode == OP_PING:
+            self._write(OP_PONG, payload)
+        elif opcode == OP_CLOSE:
+            self._parser.stopped = True
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            if self.close_code is None:  # not the answer to our own close
+                self.close_code = code
+            self._send_close(code if code not in (1005, 1006) else 1000)
+            self._end()
+
+    def _write(self, opcode: int, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame(opcode, data, self.masks))
+
+    def _send_close(self, code: int, reason: bytes = b"") -> None:
+        if not self._close_sent:
+            self._close_sent = True
+            self._write(OP_CLOSE, code.to_bytes(2, "big") + reason[:123])
+
+    def _end(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

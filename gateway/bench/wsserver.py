@@ -18,28 +18,20 @@ from urllib.parse import parse_qsl, urlsplit
 from gateway.bench import wsframe as wf
 from gateway.sim.echo import HeaderDict
 
-MAX_HANDSHAKE = 16 * 1024
 CLOSE_WAIT_S = 5.0
 
 
-class WsServerConn(asyncio.Protocol):
+class WsServerConn(wf.Endpoint):
     """One accepted connection. `on_open(conn)` runs once the upgrade request is read (`conn.request` has
     its `path`, case-insensitive `headers` and `query`) and returns False to refuse it (404); it sets
     `on_text(payload)` and `on_close()`, and must not send before it returns."""
 
     def __init__(self, on_open: Callable[[WsServerConn], bool]) -> None:
+        super().__init__(lambda payload: None)
         self.on_open = on_open
-        self.on_text: Callable[[bytes], None] = lambda payload: None
         self.on_close: Callable[[], None] = lambda: None
         self.request: Any = None
-        self.transport: asyncio.Transport | None = None
         self.open = False
-        self.closed = False
-        self.close_code: int | None = None
-        self._head = bytearray()
-        self._parser = wf.FrameParser(True, self._frame)
-        self._fragments: list[bytes] = []
-        self._close_sent = False
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
@@ -49,22 +41,17 @@ class WsServerConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.open:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._head) > MAX_HANDSHAKE:
-                    self._refuse(431, "Request Header Fields Too Large")
+            try:
+                got = self._take_head(data)
+            except wf.ProtocolError:
+                self._refuse(431, "Request Header Fields Too Large")
                 return
-            head, data = bytes(self._head[:end]), bytes(self._head[end + 4:])
-            self._head.clear()
+            if got is None:
+                return
+            head, data = got
             if not self._upgrade(head) or not data:
                 return
-        try:
-            self._parser.feed(data)
-        except wf.ProtocolError as exc:
-            self._parser.stopped = True
-            self._send_close(exc.code)
-            self._end()
+        self._feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.close_code is None:
@@ -106,44 +93,7 @@ class WsServerConn(asyncio.Protocol):
         self.transport.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
         self._end()
 
-    # --- frames ----------------------------------------------------------------------------------
-
-    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
-        if opcode == wf.OP_TEXT or opcode == wf.OP_CONT:
-            if not fin or self._fragments:
-                self._fragments.append(payload)
-                if not fin:
-                    return
-                payload, self._fragments = b"".join(self._fragments), []
-            self.on_text(payload)
-        elif opcode == wf.OP_PING:
-            self._write(wf.OP_PONG, payload)
-        elif opcode == wf.OP_CLOSE:
-            self._parser.stopped = True
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-            if self.close_code is None:
-                self.close_code = code
-            self._send_close(code if code not in (1005, 1006) else 1000)
-            self._end()
-
-    def _write(self, opcode: int, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(wf.frame(opcode, data, masked=False))
-
-    def _send_close(self, code: int, reason: bytes = b"") -> None:
-        if not self._close_sent:
-            self._close_sent = True
-            self._write(wf.OP_CLOSE, code.to_bytes(2, "big") + reason[:123])
-
-    def _end(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
     # --- the API ---------------------------------------------------------------------------------
-
-    def send_text(self, data: bytes) -> None:
-        if not self._close_sent:
-            self._write(wf.OP_TEXT, data)
 
     async def send_frame(self, data: bytes, msg_type: Any = None) -> None:
         """aiohttp's `WebSocketResponse.send_frame`, for text (the only kind the echo line sends)."""

@@ -12,6 +12,7 @@ import asyncio
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -26,10 +27,12 @@ from gateway.sim.vad import EnergyVad
 
 __all__ = [
     "BETA_DISABLED_MESSAGE",
+    "ROUTES",
     "EchoLine",
     "EchoSession",
     "HeaderDict",
     "chime",
+    "dialect_for",
     "echo_text",
     "new_id",
     "serve_forever",
@@ -44,10 +47,19 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes up to 15 MiB per appen
 CLOSE_WAIT_S = 10.0
 
 
-def _is_beta(request: web.Request) -> bool:
-    if "realtime=v1" in request.headers.get("OpenAI-Beta", ""):
-        return True
-    return "openai-beta.realtime-v1" in request.headers.get("Sec-WebSocket-Protocol", "")
+# The paths the echo line serves, and the dialect each one speaks (None: OpenAI's path, where the
+# client's beta header or subprotocol chooses).
+ROUTES: dict[str, str | None] = {"/v1/realtime": None, "/openai/v1/realtime": "ga", "/openai/realtime": "beta"}
+
+
+def dialect_for(path: str, headers: Mapping[str, str]) -> str:
+    """The dialect of a socket opened on one of ROUTES' paths, given its handshake headers."""
+    fixed = ROUTES[path]
+    if fixed is not None:
+        return fixed
+    if "realtime=v1" in headers.get("OpenAI-Beta", ""):
+        return "beta"
+    return "beta" if "openai-beta.realtime-v1" in headers.get("Sec-WebSocket-Protocol", "") else "ga"
 
 
 class HeaderDict(dict[str, str]):
@@ -212,18 +224,25 @@ class EchoSession(ClientEventsMixin, ResponseMixin):
 
     # ---- lifecycle ----
 
+    async def greet(self, reject_beta: bool = False) -> bool:
+        """The server's first events (session.created, ...), or the refusal of a beta client on the GA
+        path; False when the session ends there."""
+        if reject_beta:
+            await self.error("beta_api_shape_disabled", BETA_DISABLED_MESSAGE)
+            await self.close_socket(4000, "invalid_request_error.beta_api_shape_disabled")
+            return False
+        await self.send({"type": "session.created", "session": self.session})
+        if self.dialect == "beta":
+            conversation = {"id": self.conversation_id, "object": "realtime.conversation"}
+            await self.send({"type": "conversation.created", "conversation": conversation})
+        if self._line.max_session_s is not None:
+            self.spawn(self._expire(self._line.max_session_s))
+        return True
+
     async def run(self, reject_beta: bool) -> None:
         try:
-            if reject_beta:
-                await self.error("beta_api_shape_disabled", BETA_DISABLED_MESSAGE)
-                await self.close_socket(4000, "invalid_request_error.beta_api_shape_disabled")
+            if not await self.greet(reject_beta):
                 return
-            await self.send({"type": "session.created", "session": self.session})
-            if self.dialect == "beta":
-                conversation = {"id": self.conversation_id, "object": "realtime.conversation"}
-                await self.send({"type": "conversation.created", "conversation": conversation})
-            if self._line.max_session_s is not None:
-                self.spawn(self._expire(self._line.max_session_s))
             async for msg in self._ws:
                 if msg.type is WSMsgType.TEXT:
                     await self._on_text(msg.data)
@@ -332,9 +351,8 @@ class EchoLine:
 
     def make_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/v1/realtime", self._openai)
-        app.router.add_get("/openai/v1/realtime", self._azure_ga)
-        app.router.add_get("/openai/realtime", self._azure_preview)
+        for path in ROUTES:
+            app.router.add_get(path, self._route)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -376,15 +394,10 @@ class EchoLine:
         offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
         return f"openai-insecure-api-key.{self.api_key}" in offered
 
-    async def _openai(self, request: web.Request) -> web.StreamResponse:
-        beta = _is_beta(request)
-        return await self._accept(request, "beta" if beta else "ga", beta and self.reject_beta_on_openai_path)
-
-    async def _azure_ga(self, request: web.Request) -> web.StreamResponse:
-        return await self._accept(request, "ga", False)
-
-    async def _azure_preview(self, request: web.Request) -> web.StreamResponse:
-        return await self._accept(request, "beta", False)
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        dialect = dialect_for(request.path, request.headers)
+        reject = dialect == "beta" and ROUTES[request.path] is None and self.reject_beta_on_openai_path
+        return await self._accept(request, dialect, reject)
 
     async def _accept(self, request: web.Request, dialect: str, reject_beta: bool) -> web.StreamResponse:
         if not self._authorized(request):
