@@ -23,19 +23,14 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load_settings
-    from gateway.observability.logging import configure_logging, register_secret
+    from gateway.observability.logging import configure_logging
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
-    for secret in (settings.twilio_auth_token, settings.stream_token_secret, settings.admin_token,
-                   *(v for _, v in settings.upstream.headers)):
-        if secret is not None and not isinstance(secret, str):
-            register_secret(secret.reveal())
-            register_secret(secret.reveal().removeprefix("Bearer "))
+    configure_logging(settings.log_level, settings.log_format)  # secrets are registered by `serve`
     import structlog
 
     from gateway.app import serve
@@ -49,8 +44,12 @@ def _serve(args: argparse.Namespace) -> int:
                  dialect=settings.upstream.dialect)
     if settings.stream_token_secret_generated:
         log.info("stream_token_secret_generated", note="set STREAM_TOKEN_SECRET when running several replicas")
-    if settings.twilio_auth_token is None:
-        log.warning("webhook_unauthenticated", note="TWILIO_AUTH_TOKEN is not set: /voice accepts unsigned requests")
+    from gateway.carriers import registry
+
+    for name, carrier in registry.build(settings.carriers).items():
+        if not carrier.signs_webhooks:
+            log.warning("webhook_unauthenticated", carrier=name,
+                        note=f"no signing secret for {name}: /voice/{name} accepts unsigned requests")
     try:
         _run(serve(settings))
     except OSError as exc:

@@ -7,13 +7,12 @@ import contextlib
 import dataclasses
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
-from gateway.config import Fallback, Settings, Upstream
+from gateway.carriers import registry
+from gateway.config import Settings
 from gateway.http.admin import list_calls
 from gateway.http.health import healthz, metrics_handler, readyz
 from gateway.http.media import media_socket
@@ -22,49 +21,13 @@ from gateway.http.voice import voice_webhook
 from gateway.observability import metrics
 from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
-from gateway.telephony.twilio_rest import TwilioRest
+from gateway.state import STATE, GatewayState
 
-if TYPE_CHECKING:
-    from gateway.http.media import MediaSession
+__all__ = ["STATE", "GatewayState", "create_app", "create_metrics_app", "serve"]
 
 log = structlog.get_logger("gateway")
 
 LOOP_LAG_INTERVAL_S = 0.25
-
-
-@dataclass
-class GatewayState:
-    settings: Settings
-    upstream: Upstream
-    tokens: StreamTokens
-    calls: set[MediaSession] = field(default_factory=set)
-    draining: bool = False
-    reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
-    telephony: TwilioRest = field(default_factory=lambda: TwilioRest(Fallback(), None))
-    echo: Any = None  # the built-in echo line, when running offline
-    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-
-    def call_started(self, session: MediaSession) -> None:
-        self.calls.add(session)
-        self.idle.clear()
-        metrics.CALLS_ACTIVE.inc()
-
-    def call_ended(self, session: MediaSession) -> None:
-        if session in self.calls:
-            self.calls.discard(session)
-            metrics.CALLS_ACTIVE.dec()
-        if not self.calls:
-            self.idle.set()
-
-    def accepting_calls(self) -> bool:
-        limit = self.settings.max_concurrent_calls
-        return not self.draining and (limit == 0 or len(self.calls) < limit)
-
-
-STATE = web.AppKey("gateway_state", GatewayState)
 
 
 async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
@@ -94,11 +57,13 @@ async def _call_reports(app: web.Application) -> AsyncIterator[None]:
         await state.reports.stop()
 
 
-async def _telephony(app: web.Application) -> AsyncIterator[None]:
+async def _carriers(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await app[STATE].telephony.close()
+        for carrier in app[STATE].carriers.values():
+            with contextlib.suppress(Exception):
+                await carrier.close()
 
 
 async def _loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
@@ -120,11 +85,8 @@ async def _loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_calls(app: web.Application) -> None:
     """On shutdown, end the calls still open (the drain already waited for them)."""
-    state = app[STATE]
-    for session in list(state.calls):
-        session.end("drained", "gateway shutting down")
-        with contextlib.suppress(Exception):
-            await session.ws.close(code=1001, message=b"gateway shutting down")
+    for call in list(app[STATE].calls):
+        await call.shut_down("gateway shutting down")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -133,11 +95,15 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings,
         upstream=settings.upstream,
         tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
+        carriers=registry.build(settings.carriers),
         reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
-        telephony=TwilioRest(settings.fallback, settings.twilio_auth_token),
     )
-    app.router.add_post("/voice", voice_webhook)
-    app.router.add_get("/voice", voice_webhook)
+    # Each carrier under its name; the bare /voice and /media serve the default carrier (Twilio), as
+    # before carriers had routes of their own, so no number configured then breaks.
+    for path in ("/voice/{carrier}", "/voice"):
+        app.router.add_post(path, voice_webhook)
+        app.router.add_get(path, voice_webhook)
+    app.router.add_get("/media/{carrier}", media_socket)
     app.router.add_get("/media", media_socket)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -147,7 +113,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_offline_echo_line)
     app.cleanup_ctx.append(_loop_lag_monitor)
     app.cleanup_ctx.append(_call_reports)
-    app.cleanup_ctx.append(_telephony)
+    app.cleanup_ctx.append(_carriers)
     app.on_shutdown.append(_close_calls)
     return app
 

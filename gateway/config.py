@@ -2,7 +2,8 @@
 
 A bad value raises `ConfigError` naming the variable and what it accepts; the command line prints
 that message and exits 2, never a traceback. Secrets are wrapped in `Secret` so that no repr, log
-line or error message can print them.
+line or error message can print them. Each carrier reads its own settings (`carriers/<name>/`), asked
+through the carrier registry, so they are validated here with the rest, at start-up.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from gateway.carriers import registry
+from gateway.carriers.base import Fallback
+from gateway.env import ConfigError, Env, Secret, check_url
+
+__all__ = ["Agent", "ConfigError", "Dialect", "Fallback", "Provider", "Secret", "Settings", "TurnDetection",
+           "Upstream", "load_settings"]
 
 Dialect = Literal["ga", "beta"]
 Provider = Literal["openai", "azure", "custom", "echo"]
@@ -25,38 +33,7 @@ DEFAULT_INSTRUCTIONS = (
     "Keep answers short and conversational."
 )
 DEFAULT_FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Please try again later."
-TWILIO_API_BASE_URL = "https://api.twilio.com"
 GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the variable and what it accepts."""
-
-
-class Secret:
-    """A secret value that prints as '***'. Call `reveal()` at the one place that needs it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
-
-    def __hash__(self) -> int:
-        return hash(("Secret", len(self._value)))
 
 
 @dataclass(frozen=True)
@@ -99,18 +76,6 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class Fallback:
-    """What the caller hears when the upstream cannot be reached: Twilio REST credentials and TwiML content."""
-
-    account_sid: str | None = None  # None: the accountSid of the stream's start message
-    api_key_sid: str | None = None
-    api_key_secret: Secret | None = None
-    api_base_url: str = TWILIO_API_BASE_URL
-    message: str = DEFAULT_FALLBACK_MESSAGE
-    number: str | None = None  # <Dial> this number instead of apologising
-
-
-@dataclass(frozen=True)
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
@@ -133,12 +98,12 @@ class Settings:
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
     )
     agent: Agent = field(default_factory=Agent)
-    twilio_auth_token: Secret | None = None
     stream_token_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
     stream_token_secret_generated: bool = True
     stream_token_ttl_s: float = 60.0
     admin_token: Secret | None = None
-    fallback: Fallback = field(default_factory=Fallback)
+    fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
+    carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
 
     @property
     def offline(self) -> bool:
@@ -146,8 +111,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction (bearer headers also without their scheme)."""
-        values = [self.twilio_auth_token, self.stream_token_secret, self.admin_token, self.fallback.api_key_secret,
-                  *(v for _, v in self.upstream.headers)]
+        values = [self.stream_token_secret, self.admin_token, *(v for _, v in self.upstream.headers),
+                  *registry.secrets(self.carriers)]
         out = []
         for value in values:
             if isinstance(value, Secret) and value:
@@ -157,73 +122,6 @@ class Settings:
 
 
 # --- parsing helpers -------------------------------------------------------------------------------
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-class _Env:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def str(self, name: str, default: str | None = None) -> str | None:
-        value = self._env.get(name)
-        if value is None or value.strip() == "":
-            return default
-        return value.strip()
-
-    def secret(self, name: str) -> Secret | None:
-        value = self.str(name)
-        return Secret(value) if value else None
-
-    def int(self, name: str, default: int | None, lo: int, hi: int) -> int | None:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer from {lo} to {hi} (got {raw!r})") from None
-        if not lo <= value <= hi:
-            raise ConfigError(f"{name} must be an integer from {lo} to {hi} (got {value})")
-        return value
-
-    def float(self, name: str, default: float, lo: float, hi: float) -> float:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number from {lo:g} to {hi:g} (got {raw!r})") from None
-        if not lo <= value <= hi:
-            raise ConfigError(f"{name} must be a number from {lo:g} to {hi:g} (got {raw})")
-        return value
-
-    def bool(self, name: str, default: bool) -> bool:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{name} must be true or false (got {raw!r})")
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        if raw.lower() not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {raw!r})")
-        return raw.lower()
-
-
-def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{name} must be an absolute {'/'.join(schemes)} URL (got {value!r})")
-    return value
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -246,7 +144,7 @@ def _infer_dialect(url: str) -> Dialect:
     return "ga"
 
 
-def _upstream(env: _Env) -> Upstream:
+def _upstream(env: Env) -> Upstream:
     provider = env.choice("REALTIME_PROVIDER", "auto", ("auto", "openai", "azure", "custom", "echo"))
     if provider == "auto":
         if env.str("REALTIME_URL"):
@@ -270,12 +168,12 @@ def _upstream(env: _Env) -> Upstream:
         key = env.secret("OPENAI_API_KEY")
         if not key:
             raise ConfigError("OPENAI_API_KEY is required when REALTIME_PROVIDER=openai")
-        base = _check_url("OPENAI_REALTIME_URL", env.str("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL),
+        base = check_url("OPENAI_REALTIME_URL", env.str("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL),
                           ("wss", "ws"))
         url = _with_query(base, model=model)
         headers.append(("Authorization", Secret(f"Bearer {key.reveal()}")))
     elif provider == "azure":
-        endpoint = _check_url("AZURE_OPENAI_ENDPOINT", env.str("AZURE_OPENAI_ENDPOINT", ""),
+        endpoint = check_url("AZURE_OPENAI_ENDPOINT", env.str("AZURE_OPENAI_ENDPOINT", ""),
                               ("https", "wss", "http", "ws"))
         key = env.secret("AZURE_OPENAI_API_KEY")
         if not key:
@@ -293,7 +191,7 @@ def _upstream(env: _Env) -> Upstream:
         model = deployment
         headers.append(("api-key", key))
     else:  # custom
-        url = _check_url("REALTIME_URL", env.str("REALTIME_URL", ""), ("wss", "ws"))
+        url = check_url("REALTIME_URL", env.str("REALTIME_URL", ""), ("wss", "ws"))
         key = env.secret("REALTIME_API_KEY")
         auth = env.choice("REALTIME_AUTH", "bearer", ("bearer", "api-key"))
         if key:
@@ -313,7 +211,7 @@ def _upstream(env: _Env) -> Upstream:
                     connect_timeout_s=timeout, connect_retries=retries, retry_backoff_s=backoff)
 
 
-def _agent(env: _Env) -> Agent:
+def _agent(env: Env) -> Agent:
     instructions = env.str("AGENT_INSTRUCTIONS")
     path = env.str("AGENT_INSTRUCTIONS_FILE")
     if instructions and path:
@@ -351,7 +249,7 @@ def _agent(env: _Env) -> Agent:
     )
 
 
-def _reports_dir(env: _Env) -> Path | None:
+def _reports_dir(env: Env) -> Path | None:
     raw = env.str("CALL_REPORTS_DIR")
     if not raw:
         return None
@@ -365,40 +263,25 @@ def _reports_dir(env: _Env) -> Path | None:
     return path
 
 
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 _PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
-def _fallback(env: _Env) -> Fallback:
-    account_sid = env.str("TWILIO_ACCOUNT_SID")
-    if account_sid and not _ACCOUNT_SID.match(account_sid):
-        raise ConfigError("TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits")
-    key_sid, key_secret = env.str("TWILIO_API_KEY_SID"), env.secret("TWILIO_API_KEY_SECRET")
-    if (key_sid is None) != (key_secret is None):
-        raise ConfigError("set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither")
-    if key_sid and not _API_KEY_SID.match(key_sid):
-        raise ConfigError("TWILIO_API_KEY_SID must be SK followed by 32 hex digits")
-    if key_sid and not account_sid:
-        raise ConfigError("TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID (the account the key belongs to)")
-    base_url = _check_url("TWILIO_API_BASE_URL", env.str("TWILIO_API_BASE_URL", TWILIO_API_BASE_URL) or "",
-                          ("https", "http")).rstrip("/")
+def _fallback(env: Env) -> Fallback:
     number = env.str("FALLBACK_NUMBER")
     if number and not _PHONE_NUMBER.match(number):
         raise ConfigError(f"FALLBACK_NUMBER must be a phone number in E.164 form, e.g. +14155550100 (got {number!r})")
     message = env.str("FALLBACK_MESSAGE", DEFAULT_FALLBACK_MESSAGE) or DEFAULT_FALLBACK_MESSAGE
     if len(message) > 1000:
         raise ConfigError("FALLBACK_MESSAGE must be at most 1000 characters long")
-    return Fallback(account_sid=account_sid, api_key_sid=key_sid, api_key_secret=key_secret, api_base_url=base_url,
-                    message=message, number=number)
+    return Fallback(message=message, number=number)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises ConfigError with a message fit for a user."""
-    env = _Env(os.environ if environ is None else environ)
+    env = Env(os.environ if environ is None else environ)
     public_url = env.str("PUBLIC_URL")
     if public_url:
-        public_url = _check_url("PUBLIC_URL", public_url, ("https", "http")).rstrip("/")
+        public_url = check_url("PUBLIC_URL", public_url, ("https", "http")).rstrip("/")
     port = env.int("PORT", 8080, 1, 65535)
     metrics_port = env.int("METRICS_PORT", None, 1, 65535)
     if metrics_port is not None and metrics_port == port:
@@ -423,21 +306,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_max_s=_session_max(env),
         send_stall_timeout_s=env.float("SEND_STALL_TIMEOUT_S", 10.0, 1.0, 300.0),
         call_reports_dir=_reports_dir(env),
-        call_report_url=_check_url("CALL_REPORT_URL", url, ("https", "http")) if (url := env.str("CALL_REPORT_URL"))
+        call_report_url=check_url("CALL_REPORT_URL", url, ("https", "http")) if (url := env.str("CALL_REPORT_URL"))
         else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
         upstream=_upstream(env),
         agent=_agent(env),
-        twilio_auth_token=env.secret("TWILIO_AUTH_TOKEN"),
         stream_token_secret=token_secret or Secret(secrets.token_urlsafe(32)),
         stream_token_secret_generated=token_secret is None,
         stream_token_ttl_s=env.float("STREAM_TOKEN_TTL_S", 60.0, 1.0, 3600.0),
         admin_token=env.secret("ADMIN_TOKEN"),
         fallback=_fallback(env),
+        carriers=registry.load_settings(env),
     )
 
 
-def _session_max(env: _Env) -> float:
+def _session_max(env: Env) -> float:
     value = env.float("SESSION_MAX_S", 3300.0, 0.0, 86400.0)
     if 0 < value < 1:
         raise ConfigError(f"SESSION_MAX_S must be 0 (never recycle) or at least 1 second (got {value:g})")

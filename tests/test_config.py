@@ -125,7 +125,9 @@ def test_env_example_documents_every_setting_with_its_default():
     from pathlib import Path
 
     documented = _env_example()
-    source = (Path(__file__).parent.parent / "gateway" / "config.py").read_text()
+    gateway = Path(__file__).parent.parent / "gateway"
+    # config.py and every carrier's own settings module
+    source = "".join(p.read_text() for p in [gateway / "config.py", *sorted(gateway.glob("carriers/*/settings.py"))])
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
     assert read - set(documented) == set(), "settings missing from .env.example"
     assert set(documented) - read == set(), ".env.example lists settings the gateway does not read"
@@ -140,14 +142,14 @@ def test_resilience_settings():
     assert (d.max_frames_per_second, d.max_reconnects, d.session_max_s, d.send_stall_timeout_s) == (150, 3, 3300, 10)
     assert (d.upstream.connect_retries, d.upstream.retry_backoff_s) == (2, 0.5)
     assert d.fallback.message.startswith("Sorry") and d.fallback.number is None
-    assert d.fallback.api_base_url == "https://api.twilio.com"
+    assert d.carriers["twilio"].api_base_url == "https://api.twilio.com"
     s = load_settings({"REALTIME_URL": "ws://127.0.0.1:9/v1/realtime", "UPSTREAM_CONNECT_RETRIES": "0",
                        "SESSION_MAX_S": "0", "TWILIO_ACCOUNT_SID": "AC" + "ab" * 16, "TWILIO_AUTH_TOKEN": "t" * 32,
                        "TWILIO_API_KEY_SID": "SK" + "cd" * 16, "TWILIO_API_KEY_SECRET": "key-secret-value",
                        "FALLBACK_NUMBER": "+14155550100", "FALLBACK_MESSAGE": "We will call you back.",
                        "TWILIO_API_BASE_URL": "http://127.0.0.1:9999/"})
     assert s.upstream.connect_retries == 0 and s.session_max_s == 0
-    assert s.fallback.api_base_url == "http://127.0.0.1:9999"
+    assert s.carriers["twilio"].api_base_url == "http://127.0.0.1:9999"
     assert (s.fallback.number, s.fallback.message) == ("+14155550100", "We will call you back.")
     assert "key-secret-value" not in repr(s) and "key-secret-value" in s.secrets()
     assert "t" * 32 in s.secrets()

@@ -1,34 +1,63 @@
-"""The neutral vocabulary between the faces and the core.
+"""The neutral vocabulary between the faces and the core: typed events in, actions out.
 
-Carrier faces turn their frames into carrier events and the core's carrier actions into frames; the
-Realtime face turns dialect event names into the upstream kinds below and the core's upstream actions
-into dialect events. Nothing here knows Twilio or a Realtime dialect.
+A carrier's stream face decodes its frames into the carrier events below and encodes the carrier
+actions into frames; the Realtime face does the same for one dialect with the upstream events and
+actions. Nothing here knows Twilio, another carrier or a Realtime dialect: no wire field name, no
+error code, no error message. Every class is slotted; the per-frame ones (`CallerAudio`,
+`MarkPlayed`, `AudioDelta`, `PlayAudio`, `SendMark`, `AppendAudio`) are not frozen, because a frozen
+dataclass costs twice as much to build and they are built 50 times a second per call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-# --- carrier events (kind, data) as decoded by a carrier face ------------------------------------
+from gateway.core.codec import Codec
 
-CARRIER_AUDIO = "audio"  # data: the base64 μ-law payload, untouched
-CARRIER_START = "start"  # data: CarrierStart
-CARRIER_MARK = "mark"  # data: the mark name
-CARRIER_DTMF = "dtmf"  # data: the digit
-CARRIER_STOP = "stop"  # data: None
-CARRIER_CONNECTED = "connected"  # data: None (protocol preamble)
-CARRIER_INVALID = "invalid"  # data: ProtocolViolation
+# --- carrier events, as decoded by a carrier's stream face ----------------------------------------
+
+
+@dataclass(slots=True)
+class CallerAudio:
+    """Caller audio in the stream's codec, base64, untouched."""
+
+    payload: str
+
+
+@dataclass(slots=True)
+class MarkPlayed:
+    """The carrier played the audio sent before this mark (or flushed it on a clear; the core tells)."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
-class CarrierStart:
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """The stream's first real message: who the call is, what it carries, what the webhook attached."""
+
     stream_id: str
     call_id: str
     account_id: str | None
     parameters: dict[str, str]
-    encoding: str
-    sample_rate: int
+    codec: Codec
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStop:
+    """The carrier ends the stream (the caller hung up, or the call moved on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamNoise:
+    """A well-formed frame the gateway has no use for (a protocol preamble, an acknowledgement)."""
+
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,41 +68,170 @@ class ProtocolViolation:
     detail: str
 
 
-# --- upstream event kinds, normalised from either Realtime dialect -------------------------------
-
-UP_SESSION_CREATED = "session.created"
-UP_SESSION_UPDATED = "session.updated"
-UP_SPEECH_STARTED = "speech_started"
-UP_SPEECH_STOPPED = "speech_stopped"
-UP_RESPONSE_CREATED = "response.created"
-UP_RESPONSE_DONE = "response.done"
-UP_AUDIO_DELTA = "audio.delta"
-UP_AUDIO_DONE = "audio.done"
-UP_OUTPUT_TRANSCRIPT_DONE = "output_transcript.done"
-UP_INPUT_TRANSCRIPT_DONE = "input_transcript.done"
-UP_INPUT_TRANSCRIPT_FAILED = "input_transcript.failed"
-UP_ITEM_TRUNCATED = "item.truncated"
-UP_ERROR = "error"
-UP_OTHER = "other"
-# Only needed to keep the conversation log that a reconnect replays.
-UP_OUTPUT_ITEM_ADDED = "output_item.added"
-UP_OUTPUT_TRANSCRIPT_DELTA = "output_transcript.delta"
+CarrierEvent = CallerAudio | MarkPlayed | Dtmf | StreamStart | StreamStop | StreamNoise | ProtocolViolation
 
 
-# --- actions the core asks for --------------------------------------------------------------------
+# --- upstream events, as decoded by the Realtime face of one dialect ------------------------------
 
 
-@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
-class PlayAudio:
-    """Carrier: play this base64 audio (passed through as received)."""
+@dataclass(slots=True)
+class AudioDelta:
+    """A chunk of the answer's audio, base64 in the session's output codec, untouched."""
 
+    response_id: str | None
+    item_id: str
+    content_index: int
     payload: str
 
 
-@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
+@dataclass(frozen=True, slots=True)
+class AudioDone:
+    item_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The server heard the caller start speaking (barge-in, when the agent is talking)."""
+
+    item_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """The caller stopped; `audio_end_ms` is on the session's input timeline (None if not given)."""
+
+    audio_end_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    response_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """A response ended. `usage`: tokens by kind (see core.stats.TOKEN_KINDS), parsed by the face."""
+
+    response_id: str | None
+    status: str
+    usage: dict[str, int] | None = None
+    details: dict[str, Any] | None = None  # why it failed or was cut short, as the server said
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAdded:
+    """An output item of a response, with its role (an assistant message, a function call, ...)."""
+
+    item_id: str | None
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """A piece of the transcript of the assistant's spoken answer."""
+
+    item_id: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDone:
+    """A final transcript: of the assistant's answer (role "assistant") or of the caller (role "user")."""
+
+    role: str
+    item_id: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptFailed:
+    item_id: str | None
+    error: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTruncated:
+    item_id: str | None
+    audio_end_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """The server applied our session configuration: the session is ready."""
+
+    session_id: str | None
+
+
+# Error severities, decided by the face from the dialect's codes and types.
+FATAL = "fatal"  # the session cannot go on and another would fail the same way (auth, quota, model)
+RECOVERABLE = "recoverable"  # this session is lost; a new one can carry the call on
+TRUNCATE_TOO_LONG = "truncate_too_long"  # our truncate was longer than the item's audio
+BENIGN = "benign"  # an expected race (cancelling a finished response, ...): logged at info
+WARNING = "warning"  # anything else: logged, counted, the call goes on
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamError:
+    """An error event. `label` is a bounded name for metrics and reconnect reasons."""
+
+    severity: str
+    label: str
+    code: str | None = None
+    error_type: str | None = None
+    message: str = ""
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUnreadable:
+    """A frame that is not an event (not JSON, not an object), or an event missing what it must carry."""
+
+    label: str  # bounded: invalid_json, malformed_event
+    event_type: str | None
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamIgnored:
+    """An event the gateway has no use for."""
+
+    event_type: str | None
+
+
+UpstreamEvent = (
+    AudioDelta | AudioDone | SpeechStarted | SpeechStopped | ResponseCreated | ResponseDone | ItemAdded
+    | TranscriptDelta | TranscriptDone | TranscriptFailed | ItemTruncated | SessionCreated | SessionUpdated
+    | UpstreamError | UpstreamUnreadable | UpstreamIgnored
+)
+
+
+# --- actions the core asks for ---------------------------------------------------------------------
+# `side` says who performs an action: the carrier's stream face encodes CARRIER actions, the Realtime
+# face encodes UPSTREAM actions, and the socket owner performs CONTROL actions itself.
+
+CARRIER = "carrier"
+UPSTREAM = "upstream"
+CONTROL = "control"
+
+
+@dataclass(slots=True)
+class PlayAudio:
+    """Carrier: play this base64 audio (passed through as received)."""
+
+    side: ClassVar[str] = CARRIER
+    payload: str
+
+
+@dataclass(slots=True)
 class SendMark:
     """Carrier: echo this name back when the audio sent before it has played."""
 
+    side: ClassVar[str] = CARRIER
     name: str
 
 
@@ -81,11 +239,14 @@ class SendMark:
 class ClearPlayback:
     """Carrier: drop all queued audio now (barge-in)."""
 
+    side: ClassVar[str] = CARRIER
 
-@dataclass(slots=True)  # not frozen: built per frame, and frozen construction costs twice as much
+
+@dataclass(slots=True)
 class AppendAudio:
     """Upstream: append caller audio (base64, passed through as received)."""
 
+    side: ClassVar[str] = UPSTREAM
     payload: str
 
 
@@ -93,53 +254,75 @@ class AppendAudio:
 class ConfigureSession:
     """Upstream: send the session configuration."""
 
+    side: ClassVar[str] = UPSTREAM
+
 
 @dataclass(frozen=True, slots=True)
 class Greet:
     """Upstream: make the agent speak first with this greeting."""
 
+    side: ClassVar[str] = UPSTREAM
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class CancelResponse:
+    side: ClassVar[str] = UPSTREAM
     response_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class TruncateItem:
+    side: ClassVar[str] = UPSTREAM
     item_id: str
     content_index: int
     audio_end_ms: int
 
 
 @dataclass(frozen=True, slots=True)
-class Reconnect:
-    """Upstream: the session is lost (or due for renewal); open a new one. Caller audio waits meanwhile."""
-
-    reason: str  # bounded: closed, server_error, session_expired, stalled, recycle
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class RestoreConversation:
     """Upstream (a new session): recreate the conversation so far as text items, oldest first."""
 
+    side: ClassVar[str] = UPSTREAM
     turns: tuple[tuple[str, str], ...]  # (role: "user" | "assistant", text)
 
 
 @dataclass(frozen=True, slots=True)
-class Hangup:
-    """End the call: close the carrier socket (and so the upstream session)."""
+class Reconnect:
+    """The session is lost (or due for renewal): close it and open a new one after `delay_s`.
+    Caller audio waits meanwhile."""
 
+    side: ClassVar[str] = CONTROL
+    reason: str  # bounded: closed, server_error, session_expired, stalled, recycle
+    detail: str = ""
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Drop the socket on `target` at once: its peer stopped reading its send buffer (a stall, counted
+    by the I/O layer), so a polite close would wait too."""
+
+    side: ClassVar[str] = CONTROL
+    target: str  # CARRIER or UPSTREAM
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End the call: close the carrier socket (and so the upstream session). With `fallback`, first
+    hand the live call to the fallback (an apology, or a transfer) through the carrier's call control."""
+
+    side: ClassVar[str] = CONTROL
     outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained
     reason: str
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Note:
     """Something worth a log line, with the call's context added by the I/O layer."""
 
+    side: ClassVar[str] = CONTROL
     event: str
     level: str = "info"
     fields: dict[str, Any] = field(default_factory=dict)
@@ -147,5 +330,5 @@ class Note:
 
 Action = (
     PlayAudio | SendMark | ClearPlayback | AppendAudio | ConfigureSession | Greet | CancelResponse
-    | TruncateItem | Hangup | Note | Reconnect | RestoreConversation
+    | TruncateItem | RestoreConversation | Reconnect | Abort | Hangup | Note
 )

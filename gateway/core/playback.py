@@ -9,6 +9,10 @@ caller heard, which is what `conversation.item.truncate` must say on barge-in.
 
 Mark names carry a generation id: `clear` bumps the generation, so the marks the carrier flushes
 (and echoes) on `clear` are recognised as not played.
+
+For a carrier that has no marks (`marks=False`) the tracker never asks for one: the position is the
+clock estimate alone (real-time playout from when each chunk was sent, waiting for late audio), and
+what is estimated played is pruned as audio goes out, so the work stays bounded.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ class HeardItem:
 
 
 class PlaybackTracker:
-    def __init__(self, mark_interval_ms: float = 100.0) -> None:
+    def __init__(self, mark_interval_ms: float = 100.0, *, marks: bool = True) -> None:
         self.mark_interval_ms = mark_interval_ms
+        self.marks = marks
         self.generation = 0
         self._seq = 0
         self._reset()
@@ -73,7 +78,10 @@ class PlaybackTracker:
         """Record `ms` of audio of `item_id` sent to the carrier. Returns the name of a mark to send after
         it, or None. By default an item's first chunk is marked, then one chunk per `mark_interval_ms`:
         between echoes the position follows playback at real time, so more marks add messages, not
-        precision."""
+        precision. Without marks: always None."""
+        if not self.marks:
+            self._advance(now)
+            mark = False
         item = self._items.get(item_id)
         if item is None:
             item = self._items[item_id] = ItemPlayback(item_id, content_index, response_id)
@@ -128,6 +136,13 @@ class PlaybackTracker:
             self._prune(pos)
         return True
 
+    def _advance(self, now: float) -> None:
+        """Clock mode: take the estimate at `now` as confirmed (it is all there is) and prune behind it."""
+        pos = self.position(now)
+        if pos > self._anchor_pos:
+            self._anchor_pos, self._anchor_at = pos, now
+            self._prune(pos)
+
     def _prune(self, pos: float) -> None:
         chunks = self._chunks
         while chunks and chunks[0].end <= pos:
@@ -158,6 +173,8 @@ class PlaybackTracker:
 
     def is_playing(self, now: float) -> bool:
         """True while audio is queued at the carrier, by estimate or by marks not yet echoed."""
+        if not self.marks:
+            return self.position(now) < self._queued_ms
         return bool(self._pending_marks) or self._marked_ms < self._queued_ms or self.position(now) < self._queued_ms
 
     def heard(self, now: float) -> list[HeardItem]:

@@ -25,7 +25,7 @@ class CallStats:
     turns: int = 0
     barge_ins: int = 0
     truncates_rejected: int = 0
-    frames_rate_limited: int = 0  # caller audio over the per-second limit, dropped by the I/O layer
+    frames_rate_limited: int = 0  # caller audio over the per-second limit, dropped
     reconnects: int = 0  # upstream sessions lost and replaced
     recycles: int = 0  # upstream sessions renewed between turns before the session cap
     turn_latencies_ms: list[float] = field(default_factory=list)
@@ -35,19 +35,17 @@ class CallStats:
     responses: dict[str, int] = field(default_factory=dict)  # final status -> count
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
     transcript: list[dict[str, Any]] = field(default_factory=list)  # {role, text, item_id}
+    carrier_errors: dict[str, int] = field(default_factory=dict)  # carrier frames ignored, by kind
 
-    def count_response(self, status: str, usage: Any) -> None:
+    def count_response(self, status: str, usage: dict[str, int] | None) -> None:
+        """A response ended; `usage` is tokens by kind (TOKEN_KINDS), as the Realtime face parsed it."""
         self.responses[status] = self.responses.get(status, 0) + 1
-        if not isinstance(usage, dict):
-            return
-        inp = usage.get("input_token_details") or {}
-        out = usage.get("output_token_details") or {}
-        for kind, value in (
-            ("input_text", inp.get("text_tokens")),
-            ("input_audio", inp.get("audio_tokens")),
-            ("input_cached", inp.get("cached_tokens")),
-            ("output_text", out.get("text_tokens")),
-            ("output_audio", out.get("audio_tokens")),
-        ):
-            if isinstance(value, int) and value > 0:
-                self.tokens[kind] += value
+        if usage:
+            tokens = self.tokens
+            for kind, value in usage.items():
+                if kind in tokens and value > 0:
+                    tokens[kind] += value
+
+    @property
+    def carrier_errors_total(self) -> int:
+        return sum(self.carrier_errors.values())

@@ -6,10 +6,10 @@ import hmac
 
 from aiohttp import web
 
+from gateway.state import STATE
+
 
 def authorized(request: web.Request) -> bool:
-    from gateway.app import STATE
-
     token = request.app[STATE].settings.admin_token
     if token is None:
         return True
@@ -19,11 +19,9 @@ def authorized(request: web.Request) -> bool:
 
 async def list_calls(request: web.Request) -> web.Response:
     """GET /calls: the live calls with their running figures."""
-    from gateway.app import STATE
-
     if not authorized(request):
         raise web.HTTPUnauthorized(text="a valid bearer token is required\n",
                                    headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
     state = request.app[STATE]
-    calls = [session.snapshot() for session in list(state.calls)]
+    calls = [call.snapshot() for call in list(state.calls)]
     return web.json_response({"active": len(calls), "draining": state.draining, "calls": calls})

@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.observability import metrics
+from gateway.state import STATE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,8 +16,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 503 while draining, so the load balancer stops sending new calls."""
-    from gateway.app import STATE
-
     state = request.app[STATE]
     if state.draining:
         return web.json_response({"status": "draining", "active_calls": len(state.calls)}, status=503)
@@ -26,8 +25,8 @@ async def readyz(request: web.Request) -> web.Response:
 def metrics_handler(state_key: web.AppKey) -> web.Handler:  # type: ignore[type-arg]
     async def handler(request: web.Request) -> web.Response:
         state = request.app[state_key]
-        for session in list(state.calls):
-            session.exporter.flush()
+        for call in list(state.calls):
+            call.flush_metrics()
         body = generate_latest(metrics.REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -1,9 +1,10 @@
 """The media socket: the one place that owns a call's sockets and tasks.
 
-It reads carrier frames, hands the decoded events to the `Call`, and performs the actions the call
-returns; a second task does the same for the upstream Realtime socket (`http/upstream.py`), and a third
-watches both sockets and the session's age. When either side ends, both sockets are closed and the
-tasks are awaited: nothing outlives the call.
+It reads carrier frames, has the carrier's stream face decode them, hands the typed events to the
+`Call` and performs the actions the call returns: carrier actions are encoded by the stream face,
+upstream actions by the Realtime face (through `UpstreamLink`, the upstream task), control actions
+here. A third task ticks the call's housekeeping. When either side ends, both sockets are closed and
+the tasks are awaited: nothing outlives the call.
 """
 
 from __future__ import annotations
@@ -12,85 +13,76 @@ import asyncio
 import contextlib
 import datetime
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from gateway.carriers.twilio import TwilioFace
+from gateway.carriers.base import CallControlUnavailable, Carrier
 from gateway.core.call import Call
 from gateway.core.events import (
-    CARRIER_AUDIO,
-    CARRIER_CONNECTED,
-    CARRIER_DTMF,
-    CARRIER_INVALID,
-    CARRIER_MARK,
-    CARRIER_START,
-    CARRIER_STOP,
-    AppendAudio,
-    CancelResponse,
-    CarrierStart,
+    CARRIER,
+    UPSTREAM,
+    Abort,
+    CallerAudio,
     ClearPlayback,
-    ConfigureSession,
-    Greet,
+    Dtmf,
     Hangup,
+    MarkPlayed,
     Note,
     PlayAudio,
     ProtocolViolation,
     Reconnect,
-    RestoreConversation,
-    SendMark,
-    TruncateItem,
+    StreamStart,
+    StreamStop,
+    UpstreamEvent,
 )
 from gateway.http.stream_tokens import TokenRejected
-from gateway.http.upstream import UPSTREAM_CLOSE_TIMEOUT_S, UpstreamLink
-from gateway.http.voice import handshake_signature_valid
+from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
+from gateway.http.urls import carrier_of, websocket_url
 from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
-from gateway.realtime import dialect
-from gateway.realtime.connection import send_text_now
-from gateway.telephony.twilio_rest import TelephonyUnavailable, fallback_twiml
-
-if TYPE_CHECKING:
-    from gateway.app import GatewayState
+from gateway.realtime.face import RealtimeFace
+from gateway.state import STATE, GatewayState
 
 log = structlog.get_logger("gateway.media")
 
 START_TIMEOUT_S = 10.0
-LOGGED_VIOLATIONS = 5  # per call; the rest are only counted
 TEXT = WSMsgType.TEXT
+BINARY = WSMsgType.BINARY
 
 
 class MediaSession:
     """One carrier media stream and its upstream Realtime session."""
 
-    def __init__(self, state: GatewayState, ws: web.WebSocketResponse, carrier_transport: Any = None) -> None:
+    def __init__(self, state: GatewayState, carrier: Carrier, ws: web.WebSocketResponse,
+                 carrier_transport: Any = None) -> None:
         self.state = state
+        self.carrier = carrier
         self.ws = ws
         self.carrier_transport = carrier_transport  # watched for a carrier that stops reading
-        self.face = TwilioFace()
-        agent = state.settings.agent
+        self.face = carrier.stream_face()
+        self._audio_opcode = BINARY if carrier.capabilities.binary_audio else TEXT
+        settings = state.settings
+        agent = settings.agent
         self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
-                         max_reconnects=state.settings.max_reconnects)
+                         max_reconnects=settings.max_reconnects, retry_backoff_s=state.upstream.retry_backoff_s,
+                         session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
+                         max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks)
         self.exporter = metrics.CallExporter(self.call.stats)
-        self.link = UpstreamLink(self)
-        self.upstream: ClientConnection | None = None  # the current Realtime session, None while switching
+        self.link: UpstreamLink | None = None  # from the stream's start on
         self.upstream_task: asyncio.Task[None] | None = None
         self.monitor_task: asyncio.Task[None] | None = None
         self.fallback: str | None = None  # how the fallback went, when the upstream failed
         self.fallback_task: asyncio.Task[None] | None = None
         self.outcome: str | None = None
         self.reason = ""
+        self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
         self.started_at = time.monotonic()
         self.started_wall = datetime.datetime.now(datetime.UTC)
-        self.session_ready = False
-        self.upstream_opening: float | None = None
-        self.start: CarrierStart | None = None
-        self.violations = 0
-        self.log = log.bind(carrier=self.face.carrier)
-        self.loop = self._loop = asyncio.get_running_loop()
+        self.start: StreamStart | None = None
+        self.log = log.bind(carrier=carrier.name)
+        self._loop = asyncio.get_running_loop()
 
     def now(self) -> float:
         return self._loop.time() * 1000.0
@@ -101,47 +93,38 @@ class MediaSession:
         call = self.call
         face = self.face
         loop = self._loop
-        limit = self.state.settings.max_frames_per_second or 1 << 62
-        window_end, frames = 0.0, 0  # caller audio frames in the current one-second window
         try:
             async with asyncio.timeout(START_TIMEOUT_S) as start_deadline:
                 async for msg in self.ws:
-                    if msg.type is TEXT:
-                        kind, data = face.decode(msg.data)
-                        if kind is CARRIER_AUDIO:
-                            now = loop.time()
-                            if now >= window_end:
-                                window_end, frames = now + 1.0, 0
-                            frames += 1
-                            if frames > limit:
-                                self.rate_limited()
-                                continue
-                            actions = call.carrier_audio(data, now * 1000.0)
-                            if actions:
-                                await self.perform(actions)
-                            continue
-                        if kind is CARRIER_MARK:
-                            call.carrier_mark(data, self._loop.time() * 1000.0)
-                            continue
-                        if kind is CARRIER_START:
-                            start_deadline.reschedule(self._loop.time() + self.state.settings.max_call_duration_s)
-                            if not self.begin(data):
-                                break
-                        elif kind is CARRIER_STOP:
-                            await self.perform(call.carrier_stop(self.now()))
-                            break
-                        elif kind is CARRIER_DTMF:
-                            await self.perform(call.carrier_dtmf(data, self.now()))
-                        elif kind is CARRIER_INVALID:
-                            self.violation(data)
-                        elif kind is not CARRIER_CONNECTED:
-                            self.violation(ProtocolViolation("unexpected_event", kind))
-                    elif msg.type is WSMsgType.BINARY:
-                        self.violation(ProtocolViolation("binary_frame", f"{len(msg.data)} bytes"))
-                    elif msg.type is WSMsgType.ERROR:
-                        self.violation(ProtocolViolation("socket_error", str(self.ws.exception())))
+                    kind = msg.type
+                    if kind is TEXT:
+                        event = face.decode(msg.data)
+                    elif kind is BINARY:
+                        event = face.decode_binary(msg.data)
+                    elif kind is WSMsgType.ERROR:
+                        await self.violation(ProtocolViolation("socket_error", str(self.ws.exception())))
                         self.end("carrier_error", "carrier socket error")
                         break
+                    else:
+                        continue
+                    etype = type(event)
+                    if etype is CallerAudio:
+                        actions = call.carrier_audio(event.payload, loop.time() * 1000.0)
+                        if actions:
+                            await self.perform(actions)
+                    elif etype is MarkPlayed:
+                        call.carrier_mark(event.name, loop.time() * 1000.0)
+                    elif etype is StreamStart:
+                        start_deadline.reschedule(loop.time() + self.state.settings.max_call_duration_s)
+                        if not self.begin(event):
+                            break
+                    elif etype is StreamStop:
+                        await self.perform(call.carrier_stop(self.now()))
+                        break
+                    elif etype is Dtmf:
+                        await self.perform(call.carrier_dtmf(event.digit, self.now()))
+                    elif etype is ProtocolViolation:
+                        await self.violation(event)
         except TimeoutError:
             if self.start is None:
                 metrics.TOKENS_REJECTED.labels("no_start").inc()
@@ -156,91 +139,112 @@ class MediaSession:
         finally:
             await self.finish()
 
-    def begin(self, start: CarrierStart) -> bool:
+    def begin(self, start: StreamStart) -> bool:
         """Verify the stream token, then open the upstream. False: the stream is refused."""
         self.start = start
         structlog.contextvars.bind_contextvars(call_sid=start.call_id, stream_sid=start.stream_id,
-                                               carrier=self.face.carrier)
+                                               carrier=self.carrier.name)
+        state = self.state
         try:
-            self.state.tokens.verify(start.parameters.get("token"), start.call_id)
+            state.tokens.verify(start.parameters.get("token"), start.call_id)
         except TokenRejected as exc:
             metrics.TOKENS_REJECTED.labels(exc.reason).inc()
             self.log.warning("stream_token_rejected", reason=exc.reason)
             self.end("rejected", f"stream token {exc.reason}")
             return False
-        self.log.info("call_started", upstream=self.state.upstream.describe(), dialect=self.state.upstream.dialect)
+        try:
+            face = RealtimeFace(state.upstream.dialect, state.settings.agent, start.codec)
+        except ValueError as exc:
+            self.log.error("codec_unsupported", codec=start.codec.name, sample_rate=start.codec.sample_rate,
+                           error=str(exc))
+            self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
+            return False
+        self.call.set_codec(start.codec)
+        self.log.info("call_started", upstream=state.upstream.describe(), dialect=state.upstream.dialect,
+                      codec=start.codec.name)
+        self.link = UpstreamLink(state.upstream, face, self.log, self.upstream_event, self.upstream_change)
         self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
-        self.monitor_task = asyncio.create_task(self.link.monitor(), name=f"monitor-{start.call_id}")
+        self.monitor_task = asyncio.create_task(self.monitor(), name=f"monitor-{start.call_id}")
         return True
 
-    def rate_limited(self) -> None:
-        stats = self.call.stats
-        stats.frames_rate_limited += 1
-        if stats.frames_rate_limited == 1:
-            self.log.warning("carrier_rate_limited", max_frames_per_second=self.state.settings.max_frames_per_second,
-                             note="audio over the limit is dropped and counted; logged once per call")
+    async def violation(self, violation: ProtocolViolation) -> None:
+        metrics.CARRIER_ERRORS.labels(self.carrier.name, violation.kind).inc()
+        await self.perform(self.call.carrier_violation(violation, self.now()))
 
-    def carrier_stalled(self, seconds: float) -> None:
-        """The carrier stopped reading what we send: end the call rather than queue for it."""
-        metrics.SEND_STALLS.labels("carrier").inc()
-        self.log.warning("carrier_send_stalled", seconds=round(seconds, 1))
-        self.end("carrier_error", f"carrier stopped reading (send stalled for {seconds:.0f} s)")
-        if self.carrier_transport is not None:
-            self.carrier_transport.abort()
+    # --- the upstream side: the link's two callbacks -------------------------------------------
 
-    def violation(self, v: ProtocolViolation) -> None:
-        metrics.CARRIER_ERRORS.labels(self.face.carrier, v.kind).inc()
-        self.violations += 1
-        if self.violations <= LOGGED_VIOLATIONS:
-            self.log.warning("carrier_frame_ignored", kind=v.kind, detail=v.detail,
-                             more_not_logged=self.violations == LOGGED_VIOLATIONS)
+    async def upstream_event(self, event: UpstreamEvent, received: float) -> None:
+        actions = self.call.upstream_event(event, received)
+        if actions:
+            await self.perform(actions, received)
+
+    async def upstream_change(self, change: SessionChange) -> None:
+        call, now = self.call, self.now()
+        if type(change) is Opened:
+            if change.replacement:
+                self.log.info("upstream_reconnected", reason=change.reason, detail=change.detail,
+                              reconnects=call.stats.reconnects, recycles=call.stats.recycles)
+                await self.perform(call.upstream_reopened(now))
+            else:
+                await self.perform(call.upstream_opened(now))
+        elif type(change) is Closed:
+            await self.perform(call.upstream_closed(change.code, change.reason, now))
+        elif type(change) is Failed:
+            await self.perform(call.upstream_failed(change.detail, now))
+
+    # --- the housekeeping task -----------------------------------------------------------------
+
+    async def monitor(self) -> None:
+        call = self.call
+        while not call.ended:
+            await asyncio.sleep(call.tick_interval_s())
+            link = self.link
+            actions = call.tick(self.now(), carrier_backed_up=backed_up(self.carrier_transport),
+                                upstream_backed_up=link is not None and link.backed_up())
+            if actions:
+                await self.perform(actions)
 
     # --- performing the call's actions ---------------------------------------------------------
 
     async def perform(self, actions: tuple[Any, ...], received: float | None = None) -> None:
-        face = self.face
         for action in actions:
-            kind = type(action)
-            if kind is PlayAudio:
-                await self.to_carrier(face.play(action.payload))
-            elif kind is SendMark:
-                await self.to_carrier(face.mark(action.name))
-            elif kind is AppendAudio:
-                await self.to_upstream(dialect.append(action.payload))
-            elif kind is ClearPlayback:
-                await self.to_carrier(face.clear())
-                if received is not None:
+            side = action.side
+            if side is CARRIER:
+                if not self.ws.closed:
+                    opcode = self._audio_opcode if type(action) is PlayAudio else TEXT
+                    with contextlib.suppress(ConnectionError):
+                        await self.ws.send_frame(self.face.encode(action), opcode)
+                if received is not None and type(action) is ClearPlayback:
                     metrics.BARGE_IN_REACTION.observe((self._loop.time() * 1000.0 - received) / 1000.0)
-            elif kind is TruncateItem:
-                await self.to_upstream(dialect.truncate(action.item_id, action.content_index, action.audio_end_ms))
-            elif kind is CancelResponse:
-                await self.to_upstream(dialect.cancel(action.response_id))
-            elif kind is ConfigureSession:
-                await self.to_upstream(dialect.session_update(self.state.upstream.dialect, self.state.settings.agent))
-            elif kind is Greet:
-                await self.to_upstream(dialect.greet(action.text))
-            elif kind is Note:
-                getattr(self.log, action.level)(action.event, **action.fields)
-            elif kind is Hangup:
-                await self.hangup(action.outcome, action.reason)
-            elif kind is Reconnect:
-                self.link.request_switch(action.reason, action.detail)
-            elif kind is RestoreConversation:
-                for event in dialect.restore_events(self.state.upstream.dialect, action.turns):
-                    await self.to_upstream(event)
-                if action.turns:
-                    self.log.info("conversation_restored", turns=len(action.turns))
+            elif side is UPSTREAM:
+                link = self.link
+                if link is not None:
+                    frames = link.face.encode(action)
+                    if type(frames) is bytes:
+                        await link.send(frames)
+                    else:
+                        for frame in frames:
+                            await link.send(frame)
+            else:
+                await self.control(action)
 
-    async def to_carrier(self, frame: bytes) -> None:
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_frame(frame, TEXT)
-
-    async def to_upstream(self, event: bytes) -> None:
-        conn = self.upstream
-        if conn is not None and not send_text_now(conn, event):
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(event, text=True)
+    async def control(self, action: Any) -> None:
+        kind = type(action)
+        if kind is Note:
+            getattr(self.log, action.level)(action.event, **action.fields)
+        elif kind is Hangup:
+            await self.hangup(action)
+        elif kind is Reconnect:
+            if self.link is not None:
+                self.link.request_switch(action.reason, action.detail, action.delay_s)
+        elif kind is Abort:
+            metrics.SEND_STALLS.labels(action.target).inc()
+            if action.target == CARRIER:
+                self.aborted = True
+                if self.carrier_transport is not None:
+                    self.carrier_transport.abort()
+            elif self.link is not None:
+                self.link.abort()
 
     # --- ending --------------------------------------------------------------------------------
 
@@ -248,34 +252,45 @@ class MediaSession:
         if self.outcome is None:
             self.outcome, self.reason = outcome, reason
 
-    async def hangup(self, outcome: str, reason: str) -> None:
-        self.end(outcome, reason)
-        if self.outcome == "upstream_error" and self.fallback_task is None and not self.ws.closed:
-            # Shielded: Twilio may end the stream (and so this task) before its REST answer arrives.
+    async def hangup(self, action: Hangup) -> None:
+        self.end(action.outcome, action.reason)
+        if (action.fallback and self.outcome == action.outcome and self.fallback_task is None and not self.ws.closed
+                and not self.aborted):
+            # Shielded: the carrier may end the stream (and so this task) before its REST answer arrives.
             self.fallback_task = asyncio.create_task(self.fall_back(), name="fallback")
             await asyncio.shield(self.fallback_task)
-        if not self.ws.closed:
-            await self.ws.close(code=1000 if outcome != "rejected" else 1008, message=reason[:120].encode())
+        if not self.ws.closed and not self.aborted:
+            await self.ws.close(code=1000 if action.outcome != "rejected" else 1008,
+                                message=action.reason[:120].encode())
 
     async def fall_back(self) -> None:
-        """The upstream failed: have Twilio play the apology (or dial the fallback number) instead of
+        """The upstream failed: have the carrier play the apology (or dial the fallback number) instead of
         leaving the caller in silence; the stream is closed afterwards either way."""
         start = self.start
         if start is None:
             return
+        fallback = self.state.settings.fallback
         try:
-            await self.state.telephony.redirect(start.call_id, fallback_twiml(self.state.settings.fallback),
-                                                start.account_id)
-        except TelephonyUnavailable as exc:
+            await self.carrier.fall_back(start, fallback)
+        except CallControlUnavailable as exc:
             self.fallback = "unconfigured"
-            self.log.warning("fallback_unavailable", reason=str(exc), note="closing the stream; Twilio hangs up")
+            self.log.warning("fallback_unavailable", reason=str(exc), note="closing the stream; the carrier hangs up")
         except Exception as exc:
             self.fallback = "failed"
             self.log.error("fallback_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         else:
             self.fallback = "redirected"
-            self.log.info("fallback_redirected", dial=self.state.settings.fallback.number is not None)
+            self.log.info("fallback_redirected", dial=fallback.number is not None)
         metrics.FALLBACKS.labels(self.fallback).inc()
+
+    async def shut_down(self, reason: str) -> None:
+        """The gateway stops: end the call now (the drain already waited for it)."""
+        self.end("drained", reason)
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=1001, message=reason.encode())
+
+    def flush_metrics(self) -> None:
+        self.exporter.flush()
 
     async def finish(self) -> None:
         if self.outcome is None:
@@ -285,9 +300,8 @@ class MediaSession:
         for task in tasks:
             if not task.done():
                 task.cancel()
-        if self.upstream is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.upstream.close(), UPSTREAM_CLOSE_TIMEOUT_S)
+        if self.link is not None:
+            await self.link.close()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -299,47 +313,49 @@ class MediaSession:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=self.reason[:120].encode())
         self.exporter.flush()
-        duration = time.monotonic() - self.started_at
+        self.report(time.monotonic() - self.started_at)
+
+    def report(self, duration: float) -> None:
+        state = self.state
         if self.start is not None:
             metrics.CALL_DURATION.observe(duration)
-        metrics.CALLS.labels(self.face.carrier, self.state.upstream.provider, self.outcome).inc()
+        metrics.CALLS.labels(self.carrier.name, state.upstream.provider, self.outcome).inc()
         start = self.start
         summary = call_summary(
             call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
-            carrier=self.face.carrier, provider=self.state.upstream.provider,
+            carrier=self.carrier.name, provider=state.upstream.provider,
             parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
-            carrier_errors=self.violations, mask_numbers=self.state.settings.call_report_mask_numbers,
+            carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
             fallback=self.fallback)
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
-        self.state.reports.submit(summary)
+        state.reports.submit(summary)
 
     def snapshot(self) -> dict[str, Any]:
         """Running figures for GET /calls."""
         s = self.call.stats
         start = self.start
         return {"call_sid": start.call_id if start else None, "stream_sid": start.stream_id if start else None,
-                "carrier": self.face.carrier, "started_at": self.started_wall.isoformat(timespec="seconds"),
+                "carrier": self.carrier.name, "started_at": self.started_wall.isoformat(timespec="seconds"),
                 "duration_s": round(time.monotonic() - self.started_at, 1), "upstream_ready": self.call.upstream_ready,
                 "turns": s.turns, "barge_ins": s.barge_ins, "turn_latency_ms": percentiles(s.turn_latencies_ms),
                 "heard_latency_ms": percentiles(s.heard_latencies_ms), "tokens": dict(s.tokens),
-                "frames": {"inbound": s.frames_in, "outbound": s.frames_out}, "carrier_errors": self.violations,
-                "reconnects": s.reconnects, "recycles": s.recycles}
+                "frames": {"inbound": s.frames_in, "outbound": s.frames_out},
+                "carrier_errors": s.carrier_errors_total, "reconnects": s.reconnects, "recycles": s.recycles}
 
 
 async def media_socket(request: web.Request) -> web.StreamResponse:
-    from gateway.app import STATE
-
     state = request.app[STATE]
-    if not handshake_signature_valid(state, request):
+    carrier = carrier_of(state, request)
+    if not carrier.verify_handshake(websocket_url(state, request, request.path), request.headers):
         metrics.TOKENS_REJECTED.labels("bad_handshake_signature").inc()
-        log.warning("media_handshake_signature_invalid", remote=request.remote)
-        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+        log.warning("media_handshake_signature_invalid", remote=request.remote, carrier=carrier.name)
+        raise web.HTTPForbidden(text="invalid handshake signature\n")
     # Frames stay bytes (orjson parses them as they are) and no per-message compression is offered.
     ws = web.WebSocketResponse(max_msg_size=state.settings.max_carrier_message_bytes, autoping=True,
                                decode_text=False, compress=False)
     await ws.prepare(request)
-    session = MediaSession(state, ws, request.transport)
+    session = MediaSession(state, carrier, ws, request.transport)
     state.call_started(session)
     try:
         await session.run()

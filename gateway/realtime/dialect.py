@@ -13,13 +13,27 @@ from typing import Any
 import orjson
 
 from gateway.config import Agent, Dialect, TurnDetection
+from gateway.core.codec import PCMU, Codec
 
-_APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":'
+APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":'
 
 
 def append(payload: str) -> bytes:
     """The per-frame event: the carrier's base64 passed through, escaped by orjson."""
-    return _APPEND_HEAD + orjson.dumps(payload) + b"}"
+    return APPEND_HEAD + orjson.dumps(payload) + b"}"
+
+
+def audio_format(dialect: Dialect, codec: Codec) -> dict[str, Any] | str:
+    """How the session names the stream's codec: G.711 passes through as it is; linear PCM only at the
+    24 kHz the Realtime API takes. Raises ValueError for anything else."""
+    if codec.name in ("pcmu", "pcma") and codec.sample_rate == 8000:
+        if dialect == "ga":
+            return {"type": f"audio/{codec.name}"}
+        return "g711_ulaw" if codec.name == "pcmu" else "g711_alaw"
+    if codec.name == "l16" and codec.sample_rate == 24000:
+        return {"type": "audio/pcm", "rate": 24000} if dialect == "ga" else "pcm16"
+    raise ValueError(f"the Realtime API does not take {codec.name} at {codec.sample_rate} Hz "
+                     "(G.711 μ-law or A-law at 8 kHz, or 16-bit PCM at 24 kHz)")
 
 
 def truncate(item_id: str, content_index: int, audio_end_ms: int) -> bytes:
@@ -71,9 +85,10 @@ def _transcription(agent: Agent) -> dict[str, Any] | None:
     return out
 
 
-def ga_session(agent: Agent) -> dict[str, Any]:
+def ga_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
+    fmt = audio_format("ga", codec)
     audio_in: dict[str, Any] = {
-        "format": {"type": "audio/pcmu"},
+        "format": fmt,
         "turn_detection": _turn_detection(agent.turn_detection),
         "transcription": _transcription(agent),
         "noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
@@ -82,24 +97,25 @@ def ga_session(agent: Agent) -> dict[str, Any]:
         "type": "realtime",
         "output_modalities": ["audio"],
         "instructions": agent.instructions,
-        "audio": {"input": audio_in, "output": {"format": {"type": "audio/pcmu"}, "voice": agent.voice}},
+        "audio": {"input": audio_in, "output": {"format": fmt, "voice": agent.voice}},
     }
     return session  # no `model`: the URL names it, and Azure's deployment name need not be a model id
 
 
-def beta_session(agent: Agent) -> dict[str, Any]:
+def beta_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
+    fmt = audio_format("beta", codec)
     return {
         "modalities": ["text", "audio"],
         "instructions": agent.instructions,
         "voice": agent.voice,
-        "input_audio_format": "g711_ulaw",
-        "output_audio_format": "g711_ulaw",
+        "input_audio_format": fmt,
+        "output_audio_format": fmt,
         "turn_detection": _turn_detection(agent.turn_detection),
         "input_audio_transcription": _transcription(agent),
         "input_audio_noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
     }
 
 
-def session_update(dialect: Dialect, agent: Agent) -> bytes:
-    session = ga_session(agent) if dialect == "ga" else beta_session(agent)
+def session_update(dialect: Dialect, agent: Agent, codec: Codec = PCMU) -> bytes:
+    session = ga_session(agent, codec) if dialect == "ga" else beta_session(agent, codec)
     return orjson.dumps({"type": "session.update", "session": session})

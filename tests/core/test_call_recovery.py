@@ -7,25 +7,26 @@ import pytest
 from gateway.core.call import Call
 from gateway.core.conversation import ConversationLog, heard_prefix
 from gateway.core.events import (
-    UP_AUDIO_DELTA,
-    UP_AUDIO_DONE,
-    UP_ERROR,
-    UP_INPUT_TRANSCRIPT_DONE,
-    UP_OUTPUT_ITEM_ADDED,
-    UP_OUTPUT_TRANSCRIPT_DELTA,
-    UP_OUTPUT_TRANSCRIPT_DONE,
-    UP_RESPONSE_CREATED,
-    UP_RESPONSE_DONE,
-    UP_SPEECH_STARTED,
-    UP_SPEECH_STOPPED,
+    FATAL,
+    RECOVERABLE,
     AppendAudio,
+    AudioDelta,
+    AudioDone,
     ClearPlayback,
     ConfigureSession,
     Hangup,
+    ItemAdded,
     Note,
     Reconnect,
+    ResponseCreated,
+    ResponseDone,
     RestoreConversation,
     SendMark,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptDelta,
+    TranscriptDone,
+    UpstreamError,
 )
 
 
@@ -44,20 +45,20 @@ def ready_call(**kw) -> Call:
 
 
 def user_turn(call: Call, item: str, text: str, start: float) -> None:
-    call.upstream_event(UP_SPEECH_STARTED, {"item_id": item, "audio_start_ms": 0}, start)
-    call.upstream_event(UP_SPEECH_STOPPED, {"item_id": item, "audio_end_ms": 0}, start + 500)
-    call.upstream_event(UP_INPUT_TRANSCRIPT_DONE, {"item_id": item, "transcript": text}, start + 600)
+    call.upstream_event(SpeechStarted(item), start)
+    call.upstream_event(SpeechStopped(0), start + 500)
+    call.upstream_event(TranscriptDone("user", item, text), start + 600)
 
 
 def answer(call: Call, rid: str, item: str, text: str, ms: int, now: float, *, done: bool = True) -> list[str]:
-    call.upstream_event(UP_RESPONSE_CREATED, {"response": {"id": rid}}, now)
-    call.upstream_event(UP_OUTPUT_ITEM_ADDED, {"item": {"id": item, "role": "assistant"}}, now)
-    call.upstream_event(UP_OUTPUT_TRANSCRIPT_DELTA, {"item_id": item, "delta": text}, now)
-    actions = call.upstream_event(UP_AUDIO_DELTA, {"response_id": rid, "item_id": item, "delta": audio(ms)}, now)
+    call.upstream_event(ResponseCreated(rid), now)
+    call.upstream_event(ItemAdded(item, "assistant"), now)
+    call.upstream_event(TranscriptDelta(item, text), now)
+    actions = call.upstream_event(AudioDelta(rid, item, 0, audio(ms)), now)
     if done:
-        call.upstream_event(UP_AUDIO_DONE, {"item_id": item}, now)
-        call.upstream_event(UP_OUTPUT_TRANSCRIPT_DONE, {"item_id": item, "transcript": text}, now)
-        call.upstream_event(UP_RESPONSE_DONE, {"response": {"id": rid, "status": "completed"}}, now)
+        call.upstream_event(AudioDone(item), now)
+        call.upstream_event(TranscriptDone("assistant", item, text), now)
+        call.upstream_event(ResponseDone(rid, "completed"), now)
     return [a.name for a in actions if isinstance(a, SendMark)]
 
 
@@ -65,7 +66,7 @@ def test_without_reconnects_a_drop_still_hangs_up():
     call = Call()
     call.upstream_opened(0)
     (hangup,) = call.upstream_closed(1006, "", 10)
-    assert hangup.outcome == "upstream_error"
+    assert hangup.outcome == "upstream_error" and hangup.fallback
 
 
 def test_a_drop_mid_answer_clears_playback_and_asks_for_a_new_session():
@@ -93,28 +94,31 @@ def test_late_deltas_of_the_lost_session_are_dropped():
     answer(call, "r1", "A1", "hello", 1000, 0, done=False)
     call.upstream_closed(1006, "", 100)
     call.upstream_reopened(200)
-    late = call.upstream_event(UP_AUDIO_DELTA, {"response_id": "r1", "item_id": "A1", "delta": audio(20)}, 210)
+    late = call.upstream_event(AudioDelta("r1", "A1", 0, audio(20)), 210)
     assert late == () and call.stats.stale_deltas_dropped == 1
 
 
+# The face classifies the error and names it with a bounded label, which becomes the reconnect reason.
 @pytest.mark.parametrize(("error", "reason"), [
-    ({"type": "server_error", "code": None, "message": "The server had an error"}, "server_error"),
-    ({"type": "invalid_request_error", "code": "server_error", "message": "x"}, "server_error"),
-    ({"type": "invalid_request_error", "code": "session_expired", "message": "60 minutes"}, "session_expired"),
-    ({"type": "server_error", "code": "some_new_code", "message": "x"}, "server_error"),
+    (UpstreamError(RECOVERABLE, "server_error", None, "server_error", "The server had an error"), "server_error"),
+    (UpstreamError(RECOVERABLE, "server_error", "server_error", "invalid_request_error", "x"), "server_error"),
+    (UpstreamError(RECOVERABLE, "session_expired", "session_expired", "invalid_request_error", "60 minutes"),
+     "session_expired"),
+    (UpstreamError(RECOVERABLE, "server_error", "some_new_code", "server_error", "x"), "server_error"),
 ])
 def test_recoverable_errors_reconnect(error, reason):
     call = ready_call()
-    actions = call.upstream_event(UP_ERROR, {"error": error}, 10)
+    actions = call.upstream_event(error, 10)
     assert [type(a) for a in actions] == [Note, Note, Reconnect]
     assert actions[-1].reason == reason
+    assert actions[-1].detail == f"upstream error: {error.code or error.error_type}"
 
 
 def test_fatal_errors_still_hang_up_with_reconnects_enabled():
     call = ready_call()
-    actions = call.upstream_event(UP_ERROR, {"error": {"type": "authentication_error", "code": "invalid_api_key",
-                                                       "message": "bad key"}}, 10)
-    assert any(isinstance(a, Hangup) for a in actions)
+    actions = call.upstream_event(UpstreamError(FATAL, "invalid_api_key", "invalid_api_key", "authentication_error",
+                                                "bad key"), 10)
+    assert actions[-1] == Hangup("upstream_error", "fatal upstream error: invalid_api_key", fallback=True)
     assert call.upstream_closed(1000, "", 20) == ()  # the close that follows changes nothing
 
 
@@ -124,7 +128,7 @@ def test_reconnects_are_bounded():
         assert isinstance(call.upstream_closed(1006, "", i * 100)[-1], Reconnect)
         call.upstream_reopened(i * 100 + 50)
     (hangup,) = call.upstream_closed(1006, "", 300)
-    assert hangup.outcome == "upstream_error" and "gave up after 2 reconnects" in hangup.reason
+    assert hangup.outcome == "upstream_error" and "gave up after 2 reconnects" in hangup.reason and hangup.fallback
     assert call.upstream_closed(1006, "", 400) == ()
 
 
@@ -139,18 +143,18 @@ def test_speech_stopped_is_placed_on_the_new_sessions_input_timeline():
     for i in range(40):
         call.carrier_audio(audio(20), 1200 + i * 20)
     # The new session has 1000 ms of input; it says speech ended at 900: 100 ms before the newest audio.
-    call.upstream_event(UP_SPEECH_STOPPED, {"audio_end_ms": 900}, 2000)
-    call.upstream_event(UP_RESPONSE_CREATED, {"response": {"id": "r1"}}, 2100)
-    call.upstream_event(UP_AUDIO_DELTA, {"response_id": "r1", "item_id": "A", "delta": audio(100)}, 2300)
+    call.upstream_event(SpeechStopped(900), 2000)
+    call.upstream_event(ResponseCreated("r1"), 2100)
+    call.upstream_event(AudioDelta("r1", "A", 0, audio(100)), 2300)
     assert call.stats.turn_latencies_ms == [400]
 
 
 def test_renewal_waits_for_a_quiet_moment():
     call = ready_call()
     assert call.between_turns(0)
-    call.upstream_event(UP_SPEECH_STARTED, {"item_id": "U1"}, 100)
+    call.upstream_event(SpeechStarted("U1"), 100)
     assert not call.between_turns(200) and call.recycle(200) == ()  # the caller is speaking
-    call.upstream_event(UP_SPEECH_STOPPED, {"item_id": "U1", "audio_end_ms": 0}, 600)
+    call.upstream_event(SpeechStopped(0), 600)
     assert not call.between_turns(700)  # the answer is on its way
     marks = answer(call, "r1", "A1", "Sure.", 500, 800)
     assert not call.between_turns(900)  # it is playing
@@ -164,8 +168,8 @@ def test_renewal_waits_for_a_quiet_moment():
 
 def test_no_response_at_all_does_not_block_renewal_forever():
     call = ready_call()
-    call.upstream_event(UP_SPEECH_STARTED, {"item_id": "U1"}, 0)
-    call.upstream_event(UP_SPEECH_STOPPED, {"item_id": "U1", "audio_end_ms": 0}, 500)
+    call.upstream_event(SpeechStarted("U1"), 0)
+    call.upstream_event(SpeechStopped(0), 500)
     assert not call.between_turns(3000)
     assert call.between_turns(3600)
 
@@ -174,11 +178,11 @@ def test_a_barge_in_is_replayed_as_what_was_heard():
     call = ready_call()
     user_turn(call, "U1", "Tell me about the menu", 0)
     answer(call, "r1", "A1", "Today we have soup salad and a very long list of desserts", 2000, 1000, done=False)
-    call.upstream_event(UP_SPEECH_STARTED, {"item_id": "U2"}, 1500)  # 500 of 2000 ms heard
-    call.upstream_event(UP_OUTPUT_TRANSCRIPT_DONE, {"item_id": "A1", "transcript":
-                                                    "Today we have soup salad and a very long list of desserts"}, 1510)
-    call.upstream_event(UP_SPEECH_STOPPED, {"item_id": "U2", "audio_end_ms": 0}, 2000)
-    call.upstream_event(UP_INPUT_TRANSCRIPT_DONE, {"item_id": "U2", "transcript": "Just soup"}, 2100)
+    call.upstream_event(SpeechStarted("U2"), 1500)  # 500 of 2000 ms heard
+    call.upstream_event(TranscriptDone("assistant", "A1",
+                                       "Today we have soup salad and a very long list of desserts"), 1510)
+    call.upstream_event(SpeechStopped(0), 2000)
+    call.upstream_event(TranscriptDone("user", "U2", "Just soup"), 2100)
     assert call.conversation.replay() == (("user", "Tell me about the menu"), ("assistant", "Today we have…"),
                                           ("user", "Just soup"))
 

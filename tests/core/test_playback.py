@@ -82,3 +82,65 @@ def test_unknown_and_malformed_marks_are_ignored():
     assert not t.mark_echoed("0.999", 10)
     assert not t.mark_echoed("7.1", 10)
     assert t.position(50) == 50
+
+
+# --- clock mode: a carrier without marks --------------------------------------------------------
+
+
+def test_clock_mode_never_asks_for_a_mark():
+    t = PlaybackTracker(marks=False)
+    assert send(t, "A", [20] * 20, at=0) == [None] * 20
+    assert t.sent("B", 20, 10, mark=True) is None  # a new item, even when a mark is asked for
+    assert send(t, "B", [100, 100], at=500) == [None, None]
+
+
+def test_clock_mode_is_playing_follows_the_clock():
+    t = PlaybackTracker(marks=False)
+    send(t, "A", [1000], at=0)
+    assert t.is_playing(0)
+    assert t.is_playing(999)
+    assert not t.is_playing(1000)
+    with_marks = PlaybackTracker()
+    send(with_marks, "A", [1000], at=0)
+    assert with_marks.is_playing(1000)  # with marks it waits for the echo
+
+
+def test_clock_mode_underrun_delays_the_position():
+    t = PlaybackTracker(marks=False)
+    send(t, "A", [100, 100, 100, 100, 100], at=0)
+    send(t, "A", [300], at=700)  # the queue ran dry from 500 to 700
+    assert t.position(700) == 500
+    assert t.position(1000) == 800
+    assert heard(t, 1000) == {"A": 800}
+    assert t.is_playing(999.9)
+    assert not t.is_playing(1000)
+
+
+def test_clock_mode_heard_on_barge_in_is_exact_and_played_items_are_pruned():
+    t = PlaybackTracker(marks=False)
+    send(t, "A", [100] * 5, at=0)
+    t.audio_done("A")
+    send(t, "B", [100] * 3, at=0)
+    assert heard(t, 640) == {"A": 500, "B": 140}
+    # More of B at 600: what played by then is pruned, and A, finished and heard whole, is forgotten.
+    send(t, "B", [100], at=600)
+    assert heard(t, 640) == {"B": 140}
+    (b,) = t.heard(640)
+    assert (b.sent_ms, b.audio_done) == (400, False)
+    assert len(t._chunks) == 3
+    t.clear()  # barge-in
+    assert t.position(640) == 0 and heard(t, 700) == {} and not t.is_playing(700)
+
+
+def test_clock_mode_keeps_the_chunk_queue_short_over_a_long_stream():
+    t = PlaybackTracker(marks=False)
+    send(t, "A", [20] * 10, at=0)  # 200 ms ahead, then real time for a minute
+    longest = 0
+    for k in range(3000):
+        assert t.sent("A", 20, k * 20) is None
+        longest = max(longest, len(t._chunks), len(t._items["A"].chunks))
+    assert longest == 11  # the 200 ms lead and the chunk just sent
+    assert heard(t, 59_990) == {"A": 59_990}
+    assert t.is_playing(60_199) and not t.is_playing(60_200)
+    (a,) = t.heard(60_200)
+    assert (a.heard_ms, a.sent_ms) == (60_200, 60_200)

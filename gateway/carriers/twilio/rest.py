@@ -1,9 +1,8 @@
 """Live-call actions over Twilio's REST API, through the twilio package's async client.
 
-The one action so far is the fallback: when the upstream cannot be reached, the live call is updated
-with new TwiML (protocol-reference.md §4.8) that apologises and hangs up, or dials a fallback number.
-Updating a call interrupts its `<Connect><Stream>`, so this must happen before the gateway closes the
-stream; closing first would let `<Connect>` fall through to a hang-up.
+Every action (fall back, hang up, transfer) updates the live call with new TwiML (protocol-reference.md
+§4.8). Updating a call interrupts its `<Connect><Stream>`, so this must happen before the gateway
+closes the stream; closing first would let `<Connect>` fall through to a hang-up.
 """
 
 from __future__ import annotations
@@ -16,28 +15,12 @@ from aiohttp import encode_basic_auth
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from twilio.twiml.voice_response import VoiceResponse
 
-from gateway.config import Fallback, Secret
+from gateway.carriers.base import CallControlUnavailable
+from gateway.carriers.twilio.settings import ACCOUNT_SID, TwilioSettings
 
 REST_TIMEOUT_S = 5.0
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-
-
-class TelephonyUnavailable(Exception):
-    """The REST action cannot be attempted (no credentials, or identifiers that are not Twilio's)."""
-
-
-def fallback_twiml(fallback: Fallback) -> str:
-    """Dial the fallback number when one is set; otherwise say the apology and hang up."""
-    response = VoiceResponse()
-    if fallback.number:
-        response.dial(fallback.number)
-    else:
-        response.say(fallback.message)
-        response.hangup()
-    return str(response)
 
 
 class _HttpClient(AsyncTwilioHttpClient):
@@ -54,9 +37,8 @@ class _HttpClient(AsyncTwilioHttpClient):
 class TwilioRest:
     """Twilio REST calls for the whole process; one pooled HTTP session, opened at first use."""
 
-    def __init__(self, fallback: Fallback, auth_token: Secret | None, timeout_s: float = REST_TIMEOUT_S) -> None:
-        self.fallback = fallback
-        self._auth_token = auth_token
+    def __init__(self, settings: TwilioSettings, timeout_s: float = REST_TIMEOUT_S) -> None:
+        self.settings = settings
         self._timeout_s = timeout_s
         self._http: _HttpClient | None = None
 
@@ -65,32 +47,34 @@ class TwilioRest:
 
         The auth token is required even with an API key: it is what makes the webhook signed, and so
         what guarantees the CallSid we act on came from Twilio."""
-        if self._auth_token is None:
+        settings = self.settings
+        if settings.auth_token is None:
             return None
-        account = self.fallback.account_sid or account_sid_hint
-        if not account or not _ACCOUNT_SID.match(account):
+        account = settings.account_sid or account_sid_hint
+        if not account or not ACCOUNT_SID.match(account):
             return None
-        if self.fallback.api_key_sid and self.fallback.api_key_secret:
-            return self.fallback.api_key_sid, self.fallback.api_key_secret.reveal(), account
-        return account, self._auth_token.reveal(), account
+        if settings.api_key_sid and settings.api_key_secret:
+            return settings.api_key_sid, settings.api_key_secret.reveal(), account
+        return account, settings.auth_token.reveal(), account
 
-    async def redirect(self, call_sid: str, twiml: str, account_sid_hint: str | None = None) -> None:
-        """Replace the live call's TwiML. Raises TelephonyUnavailable, the twilio package's
+    async def update(self, call_sid: str, twiml: str, account_sid_hint: str | None = None) -> None:
+        """Replace the live call's TwiML. Raises CallControlUnavailable, the twilio package's
         TwilioRestException (an error answer), aiohttp.ClientError or TimeoutError."""
         creds = self.credentials(account_sid_hint)
         if creds is None:
-            raise TelephonyUnavailable("no Twilio REST credentials (TWILIO_AUTH_TOKEN and an account SID)")
+            raise CallControlUnavailable("no Twilio REST credentials (TWILIO_AUTH_TOKEN and an account SID)")
         if not _CALL_SID.match(call_sid):
-            raise TelephonyUnavailable("the CallSid is not a Twilio call SID")
+            raise CallControlUnavailable("the CallSid is not a Twilio call SID")
         username, password, account = creds
         if self._http is None:
             self._http = _HttpClient(timeout=self._timeout_s)
         client = Client(username, password, account_sid=account, http_client=self._http)
-        client.api.base_url = self.fallback.api_base_url
+        client.api.base_url = self.settings.api_base_url
         async with asyncio.timeout(self._timeout_s):
             await client.api.v2010.accounts(account).calls(call_sid).update_async(twiml=twiml)
 
     async def close(self) -> None:
+        """Close the pooled HTTP session, if one was opened."""
         if self._http is not None:
             await self._http.close()
             self._http = None

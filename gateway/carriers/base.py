@@ -1,0 +1,165 @@
+"""The carrier interface: everything the gateway needs from one carrier, behind one small class.
+
+A carrier package (`carriers/twilio/`, ...) provides a `Carrier` subclass and registers it in
+`carriers/registry.py`. The HTTP layer never names a carrier: it hands the carrier the webhook
+request (verify, read the call, answer), the media handshake (verify) and the stream's frames (its
+`StreamFace` decodes them into the core's carrier events and encodes the core's carrier actions), and
+asks it for call control (fall back, hang up, transfer). What a carrier can do is declared in its
+`Capabilities`, which the core reads instead of the carrier's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from gateway.core.codec import PCMU, Codec
+from gateway.core.events import CarrierEvent, ClearPlayback, PlayAudio, SendMark, StreamStart
+from gateway.env import Env, Secret
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    marks: bool = True  # echoes a mark once the audio sent before it has played
+    binary_audio: bool = False  # audio travels in binary WebSocket frames (else JSON text frames)
+    codecs: tuple[Codec, ...] = (PCMU,)  # what its streams can carry, preferred first
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What the caller gets when the agent cannot answer: a spoken apology, or a transfer to a number."""
+
+    message: str
+    number: str | None = None  # E.164: dial this number instead of apologising
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A carrier's webhook as the gateway received it, carrier-neutral."""
+
+    method: str
+    url: str  # the public URL the carrier called (scheme, host, path and query), as it signs it
+    headers: Mapping[str, str]
+    form: Mapping[str, str]  # the form fields of a form-encoded POST (empty otherwise)
+    query: Mapping[str, str]
+    body: bytes = b""  # the raw body, for carriers that sign it or send JSON
+
+
+@dataclass(frozen=True)
+class InboundCall:
+    """The call a webhook asks about, read and checked by its carrier."""
+
+    call_id: str
+    account_id: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The webhook's answer in the carrier's own markup."""
+
+    body: str
+    content_type: str
+
+
+class WebhookRefused(Exception):
+    """The webhook does not describe a call we can answer. `label` is bounded; the message is for the
+    HTTP answer and the log, and never holds a secret."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+class CallControlUnavailable(Exception):
+    """A call-control action cannot be attempted (no credentials, or ids that are not the carrier's)."""
+
+
+class StreamFace(Protocol):
+    """Decodes the frames of one media stream and encodes the core's carrier actions into frames."""
+
+    def decode(self, data: bytes | str) -> CarrierEvent:
+        """A text frame."""
+
+    def decode_binary(self, data: bytes) -> CarrierEvent:
+        """A binary frame."""
+
+    def encode(self, action: PlayAudio | SendMark | ClearPlayback) -> bytes:
+        """The frame to write; audio in a binary frame when `Capabilities.binary_audio`, else text."""
+
+
+class Carrier(ABC):
+    """One carrier: webhook, media stream and call control. Built once per process from its settings."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    @abstractmethod
+    def __init__(self, settings: Any) -> None:
+        """Built from what `load_settings` returned."""
+
+    @classmethod
+    @abstractmethod
+    def load_settings(cls, env: Env) -> Any:
+        """Read and validate this carrier's settings (ConfigError names the variable)."""
+
+    @staticmethod
+    def secrets_of(settings: Any) -> list[Secret]:
+        """Every secret in this carrier's settings, for log redaction."""
+        return []
+
+    # --- the webhook -------------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def signs_webhooks(self) -> bool:
+        """True when webhooks are verified (the carrier's signing secret is configured)."""
+
+    @abstractmethod
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        """The request really comes from the carrier (True when signing is not configured)."""
+
+    @abstractmethod
+    def inbound_call(self, request: WebhookRequest) -> InboundCall:
+        """The call this webhook is about; raises WebhookRefused when its ids are missing or malformed."""
+
+    @abstractmethod
+    def answer(self, call: InboundCall, stream_url: str, parameters: dict[str, str]) -> Answer:
+        """Connect the call's audio to `stream_url`, handing `parameters` back in the stream's start."""
+
+    @abstractmethod
+    def busy(self, message: str) -> Answer:
+        """Say `message` and hang up: the gateway takes no more calls now."""
+
+    # --- the media stream --------------------------------------------------------------------------
+
+    @abstractmethod
+    def verify_handshake(self, stream_url: str, headers: Mapping[str, str]) -> bool:
+        """The media WebSocket handshake comes from the carrier (True where it does not sign it)."""
+
+    @abstractmethod
+    def stream_face(self) -> StreamFace:
+        """A new face for one media stream."""
+
+    # --- call control ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def fall_back(self, start: StreamStart, fallback: Fallback) -> None:
+        """Hand the live call to the fallback before its stream is closed. Raises
+        CallControlUnavailable when it cannot be attempted, or the transport's error when it fails."""
+
+    @abstractmethod
+    async def hang_up(self, start: StreamStart) -> None:
+        """End the live call."""
+
+    @abstractmethod
+    async def transfer(self, start: StreamStart, target: str) -> None:
+        """Move the live call to `target` (an E.164 number or a SIP URI)."""
+
+    async def close(self) -> None:  # noqa: B027 - most carriers hold nothing to release
+        """Release what the carrier holds for the process (HTTP sessions)."""

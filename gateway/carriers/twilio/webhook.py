@@ -1,0 +1,130 @@
+"""Twilio's webhook side: the TwiML we answer with, and the checks on what Twilio sends us.
+
+Pure functions, no I/O. TwiML is written with the twilio package (it escapes every value);
+signatures are checked with its `RequestValidator` (protocol-reference.md §4.7, and §4.2 for the
+media WebSocket handshake), with the algorithm named in the signature-settings header (HMAC-SHA1
+when it is absent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+
+from gateway.carriers.base import Fallback
+from gateway.env import Secret
+
+PARAMETER_MAX_CHARS = 200  # per <Parameter> value; Twilio caps name + value at 500 characters
+CALL_SID_MAX_CHARS = 64
+PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
+SIP_URI = re.compile(r"^sip:\S+$", re.IGNORECASE)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, case-insensitively also when `headers` is a plain dict."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+    return value
+
+
+# --- TwiML -----------------------------------------------------------------------------------------
+
+
+def answer_twiml(stream_url: str, parameters: Mapping[str, str]) -> str:
+    """`<Connect><Stream>` to `stream_url` (wss, no query string: §4.1), each parameter a `<Parameter>`
+    that comes back in the stream's `start.customParameters`. Values are cut to 200 characters,
+    except the stream token, which must arrive whole."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value if name == "token" else value[:PARAMETER_MAX_CHARS])
+    response.append(connect)
+    return str(response)
+
+
+def busy_twiml(message: str) -> str:
+    """Say `message` and hang up."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return str(response)
+
+
+def fallback_twiml(fallback: Fallback) -> str:
+    """Dial the fallback number when one is set; otherwise say the apology and hang up."""
+    response = VoiceResponse()
+    if fallback.number:
+        response.dial(fallback.number)
+    else:
+        response.say(fallback.message)
+        response.hangup()
+    return str(response)
+
+
+def hangup_twiml() -> str:
+    """End the call."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+def transfer_twiml(target: str) -> str:
+    """Dial `target`: an E.164 number (`<Dial><Number>`) or a SIP URI (`<Dial><Sip>`). Raises
+    ValueError for anything else, which Twilio would not dial."""
+    dial = Dial()
+    if PHONE_NUMBER.match(target):
+        dial.number(target)
+    elif SIP_URI.match(target):
+        dial.sip(target)
+    else:
+        raise ValueError("the transfer target is neither an E.164 number nor a sip: URI")
+    response = VoiceResponse()
+    response.append(dial)
+    return str(response)
+
+
+# --- checks ----------------------------------------------------------------------------------------
+
+
+def signature_valid(auth_token: Secret | None, url: str, form: Mapping[str, str],
+                    headers: Mapping[str, str]) -> bool:
+    """The webhook's X-Twilio-Signature matches `url` (the public URL Twilio called, query included)
+    and the POST form fields (empty for a GET). True when no auth token is configured."""
+    if not auth_token:
+        return True
+    signature = header(headers, SIGNATURE_HEADER)
+    if not signature:
+        return False
+    algorithm = get_signature_algorithm(header(headers, SIGNATURE_SETTINGS_HEADER))
+    return bool(RequestValidator(auth_token.reveal()).validate(url, form, signature, algorithm))
+
+
+def handshake_signature_valid(auth_token: Secret | None, stream_url: str, headers: Mapping[str, str]) -> bool:
+    """The media WebSocket handshake, where Twilio signs it: over the stream URL as written in the TwiML
+    (wss scheme) or with a trailing slash, with no params (§4.2). A handshake without the header
+    passes: the single-use stream token in `start` is the gate that always applies."""
+    signature = header(headers, SIGNATURE_HEADER)
+    if not auth_token or signature is None:
+        return True
+    validator = RequestValidator(auth_token.reveal())
+    algorithm = get_signature_algorithm(header(headers, SIGNATURE_SETTINGS_HEADER))
+    candidates = (stream_url, stream_url.rstrip("/") if stream_url.endswith("/") else stream_url + "/")
+    return any(validator.validate(candidate, {}, signature, algorithm) for candidate in candidates)
+
+
+def call_sid_valid(sid: str | None) -> bool:
+    """A webhook's CallSid as the gateway accepts it: CA..., at most 64 characters."""
+    return sid is not None and sid.startswith("CA") and len(sid) <= CALL_SID_MAX_CHARS

@@ -1,0 +1,32 @@
+"""The carrier registry: names, settings by name, built carriers, secrets."""
+
+from gateway.carriers import registry
+from gateway.carriers.base import Carrier
+from gateway.carriers.twilio.carrier import TwilioCarrier
+from gateway.carriers.twilio.settings import TwilioSettings
+from gateway.env import Env, Secret
+
+ACCOUNT = "AC" + "ab" * 16
+
+
+def test_names():
+    assert registry.CARRIERS == {"twilio": TwilioCarrier}
+    assert registry.DEFAULT_CARRIER in registry.CARRIERS
+    for name, carrier in registry.CARRIERS.items():
+        assert issubclass(carrier, Carrier) and carrier.name == name
+
+
+def test_load_settings_and_build():
+    settings = registry.load_settings(Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT}))
+    assert settings == {"twilio": TwilioSettings(auth_token=Secret("tok"), account_sid=ACCOUNT)}
+    carriers = registry.build(settings)
+    assert list(carriers) == ["twilio"]
+    assert isinstance(carriers["twilio"], TwilioCarrier) and carriers["twilio"].settings is settings["twilio"]
+    assert carriers["twilio"].signs_webhooks
+
+
+def test_secrets():
+    assert registry.secrets(registry.load_settings(Env({}))) == []
+    env = Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT,
+               "TWILIO_API_KEY_SID": "SK" + "cd" * 16, "TWILIO_API_KEY_SECRET": "key"})
+    assert registry.secrets(registry.load_settings(env)) == [Secret("tok"), Secret("key")]
