@@ -70,6 +70,12 @@ def _echo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_bench(args: argparse.Namespace) -> int:
+    print("bench: the load bench is not installed with the gateway; run it from a source checkout "
+          "(make bench, or python -m gateway bench)", file=sys.stderr)
+    return 2
+
+
 def _call(args: argparse.Namespace) -> int:
     from gateway.sim import call_command
 
@@ -90,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.set_defaults(func=_call)
     bench = sub.add_parser("bench", help="load the gateway and a forward-only relay with simulated calls; report "
                            "CPU, latency, barge-in and truncation")
-    from gateway.bench import command as bench_command
-
-    bench_command.add_arguments(bench)
-    bench.set_defaults(func=bench_command.run)
+    try:
+        from gateway.bench import command as bench_command
+    except ImportError:  # an installed gateway (the image): the bench ships with the source checkout only
+        bench.set_defaults(func=_no_bench)
+    else:
+        bench_command.add_arguments(bench)
+        bench.set_defaults(func=bench_command.run)
     echo = sub.add_parser("echo", help="run the offline Realtime echo line on its own")
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=8765)

@@ -19,7 +19,9 @@ DEFAULT_UTTERANCE_MS = 1200
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="gateway base URL (POST {url}/voice)")
+    default_url = f"http://127.0.0.1:{os.environ.get('PORT') or 8080}"
+    parser.add_argument("--url", default=default_url, help="gateway base URL; the call POSTs {url}/voice/twilio "
+                        f"(default: {default_url}, the port from $PORT when set)")
     parser.add_argument("--audio", metavar="IN.wav", help="what the caller says (any PCM WAV; "
                         f"default: a synthetic {DEFAULT_UTTERANCE_MS / 1000:.1f} s speech-like utterance)")
     parser.add_argument("--turns", type=int, default=2, help="how many times the caller says it (default 2)")

@@ -75,8 +75,9 @@ def _sid(prefix: str) -> str:
 class SimulatedCaller:
     def __init__(self, gateway_url: str, *, auth_token: str | None = None, from_: str = "+15005550006",
                  to: str = "+15005550001", call_sid: str | None = None, media_url: str | None = None,
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, webhook_path: str = "/voice/twilio") -> None:
         self.gateway_url = gateway_url.rstrip("/")
+        self.webhook_path = webhook_path  # the gateway's Twilio webhook; "/voice" is the older alias
         self.auth_token = auth_token
         self.from_, self.to = from_, to
         self.call_sid = call_sid or _sid("CA")
@@ -120,8 +121,8 @@ class SimulatedCaller:
 
     # ------------------------------------------------------------------ webhook
     async def webhook(self) -> tuple[int, str]:
-        """POST /voice like Twilio (form-encoded, signed when a token is set); return (status, body)."""
-        url = f"{self.gateway_url}/voice"
+        """POST the webhook like Twilio (form-encoded, signed when a token is set); return (status, body)."""
+        url = f"{self.gateway_url}{self.webhook_path}"
         params = {
             "CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.from_, "To": self.to,
             "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
@@ -148,7 +149,7 @@ class SimulatedCaller:
         params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
         url = stream.get("url", "")
         if not urlsplit(url).scheme:  # relative URL: resolved against the webhook URL, in wss
-            url = urljoin(self.gateway_url + "/voice", url).replace("https://", "wss://", 1)
+            url = urljoin(self.gateway_url + self.webhook_path, url).replace("https://", "wss://", 1)
             url = url.replace("http://", "wss://", 1)
         parts = urlsplit(url)
         if parts.scheme != "wss":  # tolerated for a local plain-http gateway, which cannot have TLS anyway

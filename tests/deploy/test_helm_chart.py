@@ -426,8 +426,8 @@ def test_notes_tell_how_to_point_twilio_at_it(rendered: Render) -> None:
     assert "Twilio" in notes and "HTTP POST" in notes
     assert "/voice" in notes and "/media" in notes
     if rendered.name == "production":
-        assert "https://voice.example.com/voice" in notes
-        assert "wss://voice.example.com/media" in notes
+        assert "https://voice.example.com/voice/twilio" in notes
+        assert "wss://voice.example.com/media/twilio" in notes
     if rendered.name == "default":
         assert "echo line" in notes and "port-forward" in notes
 
