@@ -24,6 +24,8 @@ BENIGN_ERROR_CODES = frozenset({
     "item_truncate_invalid_item_id", "input_audio_buffer_commit_empty",
 })
 TRUNCATE_TOO_LONG_MESSAGE = "already shorter than"
+# Older servers sent this race with `code: null` (protocol-reference.md §1.6): known by its message.
+BENIGN_MESSAGES = ("already has an active response",)
 
 
 def _text(value: Any) -> str | None:
@@ -45,7 +47,7 @@ def classify(error: Any) -> UpstreamError:
         label = code if code in RECOVERABLE_ERROR_CODES else "server_error"  # also the reconnect reason
     elif code in FATAL_ERROR_CODES or (code is None and etype in FATAL_ERROR_TYPES):
         severity = FATAL
-    elif code in BENIGN_ERROR_CODES:
+    elif code in BENIGN_ERROR_CODES or (code is None and any(m in message for m in BENIGN_MESSAGES)):
         severity = BENIGN
     else:
         severity = WARNING

@@ -97,7 +97,7 @@ def _truncated(e: dict[str, Any]) -> UpstreamEvent:
 
 
 def _transcript(role: str) -> Callable[[dict[str, Any]], UpstreamEvent]:
-    return lambda e: TranscriptDone(role, _str(e.get("item_id")), str(e.get("transcript") or ""))
+    return lambda e: TranscriptDone(role, _str(e.get("item_id")), _str(e.get("transcript")) or "")
 
 
 def _transcript_delta(e: dict[str, Any]) -> UpstreamEvent | None:

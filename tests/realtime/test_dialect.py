@@ -1,8 +1,10 @@
 """The session.update of each dialect against the field lists of protocol-reference.md (§1.2, §2.2)."""
 
 import orjson
+import pytest
 
 from gateway.config import load_settings
+from gateway.core.codec import PCMA, PCMU, Codec, l16
 from gateway.realtime import dialect
 
 GA_SESSION_FIELDS = {"type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice",
@@ -62,3 +64,55 @@ def test_client_events_pass_audio_through():
     assert orjson.loads(dialect.truncate("item_1", 0, 740)) == {
         "type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 740}
     assert orjson.loads(dialect.cancel("resp_1")) == {"type": "response.cancel", "response_id": "resp_1"}
+
+
+# --- codecs (protocol-reference.md §1.2 formats, §2.2 / §2.3 GA names) --------------------------------
+
+CODEC_FORMATS = [
+    ("ga", PCMU, {"type": "audio/pcmu"}),
+    ("ga", PCMA, {"type": "audio/pcma"}),
+    ("ga", l16(24000), {"type": "audio/pcm", "rate": 24000}),
+    ("beta", PCMU, "g711_ulaw"),
+    ("beta", PCMA, "g711_alaw"),
+    ("beta", l16(24000), "pcm16"),
+]
+REFUSED_CODECS = [l16(8000), l16(16000), l16(44100), Codec("pcmu", 16000, 16.0), Codec("pcma", 24000, 24.0),
+                  Codec("opus", 48000, 6.0), Codec("g722", 16000, 8.0)]
+
+
+@pytest.mark.parametrize(("name", "codec", "expected"), CODEC_FORMATS)
+def test_audio_format_by_codec(name, codec, expected):
+    assert dialect.audio_format(name, codec) == expected
+
+
+@pytest.mark.parametrize(("name", "codec", "expected"), CODEC_FORMATS)
+def test_session_update_carries_the_codec_both_ways(name, codec, expected):
+    session = orjson.loads(dialect.session_update(name, agent(), codec))["session"]
+    if name == "ga":
+        assert set(session) <= GA_SESSION_FIELDS
+        assert session["audio"]["input"]["format"] == session["audio"]["output"]["format"] == expected
+        assert set(session["audio"]["input"]) <= GA_AUDIO_INPUT
+        assert set(session["audio"]["output"]) <= GA_AUDIO_OUTPUT
+    else:
+        assert set(session) <= BETA_SESSION_FIELDS
+        assert session["input_audio_format"] == session["output_audio_format"] == expected
+
+
+def test_g711_formats_carry_no_rate():
+    # audio/pcmu and audio/pcma are implicitly 8 kHz; only audio/pcm takes a rate, and only 24000 (§2.2).
+    assert set(dialect.audio_format("ga", PCMU)) == set(dialect.audio_format("ga", PCMA)) == {"type"}
+
+
+def test_default_codec_is_pcmu():
+    assert dialect.session_update("ga", agent()) == dialect.session_update("ga", agent(), PCMU)
+    assert dialect.session_update("beta", agent()) == dialect.session_update("beta", agent(), PCMU)
+
+
+@pytest.mark.parametrize("name", ["ga", "beta"])
+@pytest.mark.parametrize("codec", REFUSED_CODECS, ids=lambda c: f"{c.name}@{c.sample_rate}")
+def test_a_codec_the_api_cannot_take_is_refused(name, codec):
+    message = f"the Realtime API does not take {codec.name} at {codec.sample_rate} Hz"
+    with pytest.raises(ValueError, match=message):
+        dialect.audio_format(name, codec)
+    with pytest.raises(ValueError, match=message):
+        dialect.session_update(name, agent(), codec)

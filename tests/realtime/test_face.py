@@ -88,7 +88,7 @@ RESPONSE_FIELDS = {"ga": GA_RESPONSE_FIELDS, "beta": BETA_RESPONSE_FIELDS}
 SESSION_FIELDS = {"ga": GA_SESSION_FIELDS, "beta": BETA_SESSION_FIELDS}
 
 # 20 ms of μ-law (160 bytes = 216 base64 characters) whose base64 holds '/', '+' and no padding.
-AUDIO = base64.b64encode(bytes((0xFF, 0xFB, 0xEF, 0x7F, 0x3E, 0xF8) * 26 + b"\xfe\xff\xfc\xfb")).decode()
+AUDIO = base64.b64encode(bytes((0xFF, 0xFB, 0xEF, 0x7F, 0x3E, 0xF8)) * 26 + b"\xfe\xff\xfc\xfb").decode()
 assert len(AUDIO) == 216 and "/" in AUDIO and "+" in AUDIO
 PADDED = "f39/fw+A/w=="  # short chunk, padded
 
