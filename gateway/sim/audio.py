@@ -1,4 +1,4 @@
-"""G.711 μ-law helpers for the offline peers: signals, WAV files, energy.
+"""G.711 μ-law helpers for the offline peers: signals, energy, writing WAV files (reading them: `wav.py`).
 
 The gateway itself never decodes audio; only the simulators and the bench do.
 """
@@ -70,6 +70,21 @@ def rms_dbfs(ulaw: bytes) -> float:
     return 20.0 * math.log10(rms / 32768.0)
 
 
+SPEECH_DBFS = -35.0  # the echo line's VAD at its default threshold (0.5) calls louder 10 ms windows speech
+
+
+def trailing_quiet_ms(ulaw: bytes, dbfs: float = SPEECH_DBFS) -> float:
+    """How much of the end of `ulaw` is quiet (10 ms windows at or below `dbfs`); 0 when none of it is louder."""
+    window = 10 * BYTES_PER_MS
+    end = len(ulaw)
+    while end > 0:
+        start = max(0, end - window)
+        if rms_dbfs(ulaw[start:end]) > dbfs:
+            return (len(ulaw) - end) / BYTES_PER_MS
+        end = start
+    return 0.0  # nothing voiced: there is no end of speech to measure from
+
+
 def frames(ulaw: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
     """Split audio into carrier-sized frames; the last one is padded with silence."""
     out = [ulaw[i : i + frame_bytes] for i in range(0, len(ulaw), frame_bytes)]
@@ -80,24 +95,6 @@ def frames(ulaw: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def read_wav_as_ulaw(path: str | Path) -> bytes:
-    """Read a WAV (PCM 8/16-bit any rate and channels, or μ-law 8 kHz) and return 8 kHz mono μ-law."""
-    with wave.open(str(path), "rb") as w:
-        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-        data = w.readframes(w.getnframes())
-    if width == 1:
-        data = audioop.bias(data, 1, -128)  # WAV 8-bit PCM is unsigned
-    if channels == 2:
-        data = audioop.tomono(data, width, 0.5, 0.5)
-    elif channels != 1:
-        raise ValueError(f"{path}: {channels} channels; mono or stereo WAV expected")
-    if width != 2:
-        data = audioop.lin2lin(data, width, 2)
-    if rate != SAMPLE_RATE:
-        data, _ = audioop.ratecv(data, 2, 1, rate, SAMPLE_RATE, None)
-    return pcm16_to_ulaw(data)
 
 
 def write_ulaw_as_wav(path: str | Path, ulaw: bytes) -> None:

@@ -6,24 +6,27 @@ import argparse
 import asyncio
 import os
 import sys
-import wave
+import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 
-from gateway.sim.audio import BYTES_PER_MS, read_wav_as_ulaw, speech_like, write_ulaw_as_wav
+from gateway.sim.audio import BYTES_PER_MS, SPEECH_DBFS, speech_like, write_ulaw_as_wav
 from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
+from gateway.sim.wav import read_wav_as_ulaw
 
 DEFAULT_UTTERANCE_MS = 1200
+MARK_EVENTS = frozenset({"mark_received", "mark_echoed", "mark_flushed"})  # ~15 per answer second: -v only
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default_url = f"http://127.0.0.1:{os.environ.get('PORT') or 8080}"
     parser.add_argument("--url", default=default_url, help="gateway base URL; the call POSTs {url}/voice/twilio "
                         f"(default: {default_url}, the port from $PORT when set)")
-    parser.add_argument("--audio", metavar="IN.wav", help="what the caller says (any PCM WAV; "
-                        f"default: a synthetic {DEFAULT_UTTERANCE_MS / 1000:.1f} s speech-like utterance)")
+    parser.add_argument("--audio", metavar="IN.wav", help="what the caller says: a WAV file, PCM 8/16/24/32-bit, "
+                        "float, μ-law or A-law (plain or extensible), any rate and channels; sent as 8 kHz mono "
+                        f"μ-law (default: a synthetic {DEFAULT_UTTERANCE_MS / 1000:.1f} s speech-like utterance)")
     parser.add_argument("--turns", type=int, default=2, help="how many times the caller says it (default 2)")
     parser.add_argument("--record", metavar="OUT.wav", help="write what the caller heard, from the stream "
                         "start to the hang-up, with idle gaps as silence at their real positions")
@@ -35,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="from_", default="+15005550006", help="caller number (From)")
     parser.add_argument("--to", default="+15005550001", help="called number (To)")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on the call, s (default 60)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="list every mark in the timeline (each one received and echoed)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.audio:
         try:
             utterance = read_wav_as_ulaw(args.audio)
-        except (OSError, EOFError, ValueError, wave.Error) as exc:
+        except (OSError, ValueError) as exc:
             return _fail(f"cannot read {args.audio}: {exc}")
     else:
         utterance = speech_like(DEFAULT_UTTERANCE_MS)
@@ -76,33 +81,142 @@ def run(args: argparse.Namespace) -> int:
             write_ulaw_as_wav(args.record, report.heard_timeline)
         except OSError as exc:
             return _fail(f"cannot write {args.record}: {exc}")
-    print(orjson.dumps(report_as_json(report), option=orjson.OPT_INDENT_2).decode() if args.json
-          else format_report(report))
+    hint = refusal_hint(report, args.url, signed=bool(args.auth_token))
+    print(orjson.dumps(report_as_json(report, hint), option=orjson.OPT_INDENT_2).decode() if args.json
+          else format_report(report, hint=hint, verbose=args.verbose))
     return 0 if report.webhook_status == 200 and report.turn_latencies_ms else 1
 
 
-def report_as_json(report: CallReport) -> dict[str, Any]:
+# ------------------------------------------------------------------------------------------- figures
+SPEECH_END = f"its last 10 ms above {SPEECH_DBFS:.0f} dBFS"
+DEFINITIONS = {
+    "answer_heard_after_ms": "end of the caller's speech (" + SPEECH_END + ") -> the first agent audio played "
+    "to the caller, on the caller's clock; it includes the VAD's end-of-turn silence (VAD_SILENCE_DURATION_MS, "
+    "500 ms by default)",
+    "turn_latencies_ms": "end of the caller's audio (trailing quiet included) -> the first agent audio played",
+    "gateway": "the gateway's call_summary times the same turn on its own clock, from the end of speech as the "
+    "model's VAD placed it (speech_stopped): heard_latency_ms to the start of playback (from Twilio's mark "
+    "echoes; the figure to compare), turn_latency_ms to the first answer audio written to the carrier "
+    "(without the network and the carrier's buffering)",
+}
+ANSWER_HEARD_HELP = f"""answer heard after = end of your speech ({SPEECH_END}) -> first agent audio played,
+  on the caller's clock; it includes the VAD's end-of-turn silence (VAD_SILENCE_DURATION_MS, default 500).
+  The gateway's call_summary times the same turn on its clock, from the end of speech as the model's VAD
+  placed it: heard_latency_ms to the start of playback (from Twilio's mark echoes; comparable to this) and
+  turn_latency_ms to the first answer audio written to the carrier (no network or carrier buffering)."""
+
+
+def _turn_line(r: CallReport, i: int) -> str:
+    end = r.utterance_ends_ms[i]
+    speech = r.speech_ends_ms[i] if i < len(r.speech_ends_ms) else end
+    heard = r.answer_heard_after_ms[i] if i < len(r.answer_heard_after_ms) else None
+    answer = "no answer heard" if heard is None else f"answer heard after {heard:.0f} ms"
+    if end - speech < 1.0:
+        return f"  utterance {i + 1} ended at {end:.0f} ms: {answer}"
+    return (f"  utterance {i + 1} ended at {end:.0f} ms, its speech at {speech:.0f} ms "
+            f"({end - speech:.0f} ms of quiet after it): {answer}")
+
+
+# ------------------------------------------------------------------------------------------- refusals
+def stream_started(r: CallReport) -> bool:
+    return any(name == "start_sent" for _, name, _ in r.events)
+
+
+def refusal_hint(r: CallReport, url: str, *, signed: bool) -> str | None:
+    """Why the call never got a media stream, and what to do about it; None when it did."""
+    status = r.webhook_status
+    if stream_started(r) or status == 0:
+        if r.closed_by != "gateway" or any(a is not None for a in r.answer_starts_ms):
+            return None
+        if r.close_code == 1008:
+            return ("the gateway refused the media stream (close code 1008): its log says why, usually the "
+                    "stream token (expired, replayed, or minted by a gateway with another STREAM_TOKEN_SECRET)")
+        return f"the gateway closed the media stream (code {r.close_code}) before any answer: its log says why"
+    webhook = f"{url.rstrip('/')}/voice/twilio"
+    said = " ".join(r.twiml.split())[:120]
+    if status == 403:
+        if not signed:
+            return ("the webhook refused the call (HTTP 403): set --auth-token (or TWILIO_AUTH_TOKEN) to the "
+                    "gateway's TWILIO_AUTH_TOKEN")
+        return ("the webhook refused the call (HTTP 403): the signature does not match; --auth-token must be "
+                "the gateway's TWILIO_AUTH_TOKEN, and --url the address the gateway signs against (its "
+                "PUBLIC_URL when set)")
+    if status in (404, 405):
+        return (f"nothing answers a Twilio webhook at {webhook} (HTTP {status}): --url must be the gateway's "
+                "base URL, e.g. http://127.0.0.1:8080")
+    if status == 400:
+        return (f"the webhook refused the call as malformed (HTTP 400: {said or 'no reason given'}): the "
+                "gateway's log says which field; is --url a voice gateway of this version?")
+    if status >= 500:
+        return f"the gateway failed on the webhook (HTTP {status}): its log says why"
+    if status != 200:
+        return f"the webhook refused the call (HTTP {status}{': ' + said if said else ''})"
+    try:
+        root = ET.fromstring(r.twiml)
+    except ET.ParseError:
+        return (f"the webhook answered HTTP 200 but not with TwiML ({said or 'an empty body'}): is --url "
+                "the voice gateway?")
+    verbs = [child.tag for child in root] if root.tag == "Response" else []
+    if root.tag != "Response":
+        return f"the webhook answered XML that is not TwiML (<{root.tag}>): is --url the voice gateway?"
+    if "Hangup" in verbs or "Reject" in verbs:
+        message = " ".join((root.findtext("Say") or "").split())
+        return ("the gateway declined the call (TwiML " + "+".join(f"<{v}>" for v in verbs)
+                + (f": {message!r}" if message else "") + "): it is draining or at MAX_CONCURRENT_CALLS")
+    return ("the webhook's TwiML has no <Connect><Stream url=...> ("
+            + ("+".join(f"<{v}>" for v in verbs) or "empty") + "): the gateway did not connect the call")
+
+
+# ------------------------------------------------------------------------------------------- output
+def short_secret(value: str) -> str:
+    """Enough of a token to tell two apart (8 characters at most, half of a short one), never the token."""
+    return value[: min(8, len(value) // 2)] + "…"
+
+
+def shown_parameters(params: dict[str, str]) -> dict[str, str]:
+    return {k: short_secret(v) if "token" in k.lower() else v for k, v in params.items()}
+
+
+def report_as_json(report: CallReport, hint: str | None = None) -> dict[str, Any]:
     out = asdict(report)
     out.pop("heard")
     out.pop("heard_timeline")
+    out["stream_parameters"] = shown_parameters(report.stream_parameters)
+    twiml = report.twiml
+    for name, value in report.stream_parameters.items():
+        if "token" in name.lower() and value:
+            twiml = twiml.replace(value, short_secret(value))
+    out["twiml"] = twiml
     out["heard_ms"] = len(report.heard) / BYTES_PER_MS
     out["events"] = [{"t_ms": round(t, 1), "event": name, **data} for t, name, data in report.events]
+    out["refused"] = hint
+    out["definitions"] = DEFINITIONS
     return out
 
 
-def format_report(r: CallReport) -> str:
+def format_report(r: CallReport, *, hint: str | None = None, verbose: bool = False) -> str:
     lines = [f"call {r.call_sid}  stream {r.stream_sid}", f"webhook: HTTP {r.webhook_status}"]
+    if hint and not stream_started(r):
+        return "\n".join([*lines, f"refused: {hint}"])
     if r.stream_parameters:
-        lines.append("stream parameters: " + ", ".join(f"{k}={v}" for k, v in r.stream_parameters.items()))
+        lines.append("stream parameters: " + ", ".join(
+            f"{k}={v}" for k, v in shown_parameters(r.stream_parameters).items()))
     lines.append("timeline (ms from stream start):")
+    hidden = 0
     for t, name, data in r.events:
+        if name in MARK_EVENTS and not verbose:
+            hidden += 1
+            continue
         detail = " ".join(f"{k}={v}" for k, v in data.items())
         lines.append(f"  {t:9.1f}  {name:<18} {detail}".rstrip())
-    lines.append("turns:")
-    for i, end in enumerate(r.utterance_ends_ms):
-        ans = r.answer_starts_ms[i] if i < len(r.answer_starts_ms) else None
-        heard = f"first agent audio played after {ans - end:.0f} ms" if ans is not None else "no answer heard"
-        lines.append(f"  utterance {i + 1} ended at {end:.0f} ms -> {heard}")
+    if hidden:
+        lines.append(f"  ({hidden} mark events not shown; -v lists them)")
+    if r.utterance_ends_ms:
+        lines.append("turns:")
+        lines += [_turn_line(r, i) for i in range(len(r.utterance_ends_ms))]
+        lines.append(ANSWER_HEARD_HELP)
+    else:
+        lines.append("turns: none (the stream ended before the caller finished speaking)")
     lines += [f"barge-in: caller started speaking at {t:.0f} ms over agent audio" for t in r.barge_ins_ms]
     for c in r.clears:
         lines.append(f"clear at {c['t_ms']:.0f} ms: {c['segment_played_ms']:.0f} ms of the agent segment "
@@ -114,4 +228,6 @@ def format_report(r: CallReport) -> str:
         f"closed by {r.closed_by or '?'} (code {r.close_code})",
     ]
     lines += [f"error: {e}" for e in r.errors]
+    if hint:
+        lines.append(f"hint: {hint}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import aiohttp
 import orjson
 from twilio.request_validator import RequestValidator
 
-from gateway.sim.audio import FRAME_BYTES, FRAME_MS, SILENCE_BYTE, frames
+from gateway.sim.audio import FRAME_BYTES, FRAME_MS, SILENCE_BYTE, frames, trailing_quiet_ms
 from gateway.sim.playback import TwilioPlayback
 
 SILENT_FRAME = bytes([SILENCE_BYTE]) * FRAME_BYTES
@@ -47,8 +48,9 @@ class CallReport:  # timestamps in ms relative to the stream start (the `start` 
     webhook_status: int = 0
     stream_parameters: dict[str, str] = field(default_factory=dict)
     events: list[tuple[float, str, dict]] = field(default_factory=list)
-    utterance_ends_ms: list[float] = field(default_factory=list)
-    turn_latencies_ms: list[float] = field(default_factory=list)
+    utterance_ends_ms: list[float] = field(default_factory=list)  # the end of each utterance's audio
+    speech_ends_ms: list[float] = field(default_factory=list)  # the same, less its trailing quiet (see audio.py)
+    turn_latencies_ms: list[float] = field(default_factory=list)  # end of audio -> first agent audio played
     clears: list[dict] = field(default_factory=list)
     marks_echoed: list[str] = field(default_factory=list)
     marks_flushed: list[str] = field(default_factory=list)
@@ -62,6 +64,8 @@ class CallReport:  # timestamps in ms relative to the stream start (the `start` 
     heard_timeline: bytes = b""  # played audio at its real position from the stream start, gaps as silence
     barge_ins_ms: list[float] = field(default_factory=list)  # when an utterance started over agent audio
     answer_starts_ms: list[float | None] = field(default_factory=list)  # per utterance, None: no answer
+    # Per utterance: end of speech -> first agent audio played ("answer heard after"), None: no answer.
+    answer_heard_after_ms: list[float | None] = field(default_factory=list)
 
 
 class CallRefused(Exception):
@@ -70,6 +74,17 @@ class CallRefused(Exception):
 
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+def is_loopback_url(url: str) -> bool:
+    """A URL naming this machine (localhost, 127.0.0.0/8, ::1): nothing a carrier could reach anyway."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SimulatedCaller:
@@ -99,6 +114,7 @@ class SimulatedCaller:
         self._t0: float | None = None  # loop time of the `start` message
         self._events: list[tuple[float, str, dict]] = []  # absolute loop times
         self._answer_starts: list[float | None] = []  # per utterance: first agent audio played after it
+        self._speech_ends: list[float] = []  # per utterance started: where its speech ends (known at its start)
         self._stop_sent = False
         self._closing = False
 
@@ -152,10 +168,11 @@ class SimulatedCaller:
             url = urljoin(self.gateway_url + self.webhook_path, url).replace("https://", "wss://", 1)
             url = url.replace("http://", "wss://", 1)
         parts = urlsplit(url)
-        if parts.scheme != "wss":  # tolerated for a local plain-http gateway, which cannot have TLS anyway
+        if parts.scheme != "wss":  # tolerated for a plain-http gateway, which cannot have TLS anyway
             problem = f"Stream url scheme {parts.scheme!r} is not wss (Twilio error 31922)"
             if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
-                self._event("twiml_warning", message=problem)
+                if not is_loopback_url(self.gateway_url):  # on this machine it is the expected local setup
+                    self._event("twiml_warning", message=problem)
             else:
                 self._error(problem)
         if parts.query:
@@ -294,7 +311,7 @@ class SimulatedCaller:
             if not was_playing:
                 self._event("agent_audio_start")
             if self._answer_starts and self._answer_starts[-1] is None and audio:
-                ends = self.report.utterance_ends_ms
+                ends = self._speech_ends  # an answer may start in the utterance's trailing quiet
                 if len(ends) == len(self._answer_starts) and now >= ends[-1]:
                     self._answer_starts[-1] = start
         elif event == "mark":
@@ -326,6 +343,7 @@ class SimulatedCaller:
         assert self._t0 is not None
         loop = asyncio.get_running_loop()
         utts = [frames(u) or [SILENT_FRAME] for u in script.utterances]
+        quiet_ms = [trailing_quiet_ms(b"".join(u)) for u in utts]  # the silence each utterance ends with
         phase, index, pos, k = "lead", -1, 0, 0
         barge_pending = False
         while not self.closed.is_set():
@@ -359,6 +377,7 @@ class SimulatedCaller:
                     break
                 index, pos, phase = index + 1, 0, "speak"
                 self._answer_starts.append(None)
+                self._speech_ends.append(float(t + len(utts[index]) * FRAME_MS) - quiet_ms[index])
                 self._event("utterance_start", index=index, at_ms=t, barge_in=barge_pending)
                 if barge_pending:
                     self.report.barge_ins_ms.append(float(t))
@@ -370,6 +389,7 @@ class SimulatedCaller:
                 if pos == len(utts[index]):
                     phase, ends_utterance = "wait", True
                     self.report.utterance_ends_ms.append(float(t + FRAME_MS))
+                    self.report.speech_ends_ms.append(self._speech_ends[index])
             else:
                 frame = SILENT_FRAME
             deadline = self._t0 + (k + 1) * FRAME_MS / 1000.0  # frame k is sent once its 20 ms have passed
@@ -425,6 +445,8 @@ class SimulatedCaller:
                               for a in self._answer_starts[: len(r.utterance_ends_ms)]]
         r.turn_latencies_ms = [a - u for u, a in zip(r.utterance_ends_ms, r.answer_starts_ms, strict=True)
                                if a is not None]
+        r.answer_heard_after_ms = [None if a is None else a - s
+                                   for s, a in zip(r.speech_ends_ms, r.answer_starts_ms, strict=True)]
         t0 = self._t0 if self._t0 is not None else (self._events[0][0] if self._events else 0.0)
         events = [((t - t0) * 1000.0, name, data) for t, name, data in self._events]
         for seg in pb.finished_segments(now):

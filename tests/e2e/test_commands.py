@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -11,6 +12,7 @@ import sys
 import orjson
 import pytest
 
+AUTH_TOKEN = "e2e-auth-token"
 UPSTREAM_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "REALTIME_URL", "REALTIME_PROVIDER", "TWILIO_AUTH_TOKEN")
 
 
@@ -37,25 +39,47 @@ async def read_until(stream: asyncio.StreamReader, event: str, lines: list[dict]
                 return line
 
 
+async def place_call(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    call = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "call", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(call.communicate(), 60)
+    assert call.returncode in (0, 1), err.decode()
+    return call.returncode, out.decode()
+
+
 async def test_serve_offline_answers_a_simulated_call_and_drains_on_sigterm():
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", env=clean_env(PORT=str(port)),
+        sys.executable, "-m", "gateway", "serve", env=clean_env(PORT=str(port), TWILIO_AUTH_TOKEN=AUTH_TOKEN),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     lines: list[dict] = []
     try:
         assert proc.stdout is not None
         await read_until(proc.stdout, "gateway_listening", lines)
         assert lines[0]["event"] == "offline_echo_line"  # the first line says it runs offline
-        call = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "call", "--url", f"http://127.0.0.1:{port}", "--turns", "1",
-            "--json", env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(call.communicate(), 60)
-        assert call.returncode == 0, err.decode()
+        # Unsigned: refused, and the caller says what to set instead of an empty report.
+        code, out = await place_call("--turns", "1", env=clean_env(PORT=str(port)))  # --url follows $PORT
+        assert code == 1 and out.splitlines()[1:] == [
+            "webhook: HTTP 403",
+            "refused: the webhook refused the call (HTTP 403): set --auth-token (or TWILIO_AUTH_TOKEN) to the "
+            "gateway's TWILIO_AUTH_TOKEN"]
+        url = f"http://127.0.0.1:{port}"
+        code, out = await place_call("--url", url, "--turns", "1", "--json",
+                                     env=clean_env(TWILIO_AUTH_TOKEN=AUTH_TOKEN))  # the token from the env
+        assert code == 0
         report = orjson.loads(out)
-        assert len(report["turn_latencies_ms"]) == 1
+        assert len(report["turn_latencies_ms"]) == 1 and report["errors"] == []
         ended = await read_until(proc.stdout, "call_summary", lines)
         assert ended["outcome"] == "completed" and ended["call_sid"].startswith("CA")
+        # The text report: the figure named and defined, no mark lines, no token, no warning for a local ws URL.
+        code, out = await place_call("--url", url, "--turns", "1", "--auth-token", AUTH_TOKEN, env=clean_env())
+        assert code == 0 and re.search(r"utterance 1 ended at \d+ ms: answer heard after \d+ ms", out), out
+        assert "answer heard after = end of your speech" in out and "heard_latency_ms" in out
+        assert "mark_" not in out and "mark events not shown" in out and "warning" not in out
+        token = re.search(r"token=(\S+),", out)
+        assert token is not None and token.group(1).endswith("…") and len(token.group(1)) == 9
+        await read_until(proc.stdout, "call_summary", lines)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         await read_until(proc.stdout, "gateway_stopped", lines)

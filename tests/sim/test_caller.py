@@ -7,6 +7,7 @@ import asyncio
 import base64
 import re
 import socket
+import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,8 +18,9 @@ from aiohttp import WSMsgType, web
 from twilio.request_validator import RequestValidator
 
 from gateway.sim import call_command
-from gateway.sim.audio import read_wav_as_ulaw, speech_like, tone
-from gateway.sim.caller import CallScript, SimulatedCaller
+from gateway.sim.audio import silence, speech_like, tone
+from gateway.sim.caller import CallReport, CallScript, SimulatedCaller, is_loopback_url
+from gateway.sim.wav import read_wav_as_ulaw
 
 TOKEN = "test-auth-token"
 PARAMS = {"token": "tok-123", "tenant": "acme"}
@@ -55,6 +57,7 @@ class FakeGateway:
 
     async def start(self) -> str:
         app = web.Application()
+        app.router.add_post("/voice/twilio", self.voice)  # where the caller posts by default
         app.router.add_post("/voice", self.voice)
         app.router.add_get("/media", self.media)
         self.runner = web.AppRunner(app)
@@ -234,6 +237,8 @@ async def test_twilio_wire_messages_pacing_and_marks(gateway: FakeGateway) -> No
     assert len(report.utterance_ends_ms) == 2 and len(report.turn_latencies_ms) == 2
     assert all(15.0 <= lat <= 80.0 for lat in report.turn_latencies_ms)
     assert report.utterance_ends_ms[0] == 100.0 + 400.0
+    assert report.speech_ends_ms == report.utterance_ends_ms  # no quiet at the end of these utterances
+    assert report.answer_heard_after_ms == pytest.approx(report.turn_latencies_ms)
     names = [name for _, name, _ in report.events]
     for expected in (
         "webhook_answered",
@@ -246,6 +251,18 @@ async def test_twilio_wire_messages_pacing_and_marks(gateway: FakeGateway) -> No
         "stop_sent",
     ):
         assert expected in names
+
+
+async def test_answer_heard_after_starts_at_the_end_of_speech_not_of_the_audio(gateway: FakeGateway) -> None:
+    """A recorded utterance ends with quiet (espeak-ng's "Hello": 300 ms); the VAD ends the turn from
+    the end of speech, and so does the caller's figure. The fake gateway answers as soon as speech stops."""
+    quiet = silence(300)
+    report = await call(gateway, script(utterances=[speech_like(400, seed=1) + quiet, speech_like(400) + quiet]))
+    assert report.errors == [] and len(report.answer_heard_after_ms) == 2
+    assert [e - s for e, s in zip(report.utterance_ends_ms, report.speech_ends_ms, strict=True)] == [300.0, 300.0]
+    for heard, turn in zip(report.answer_heard_after_ms, report.turn_latencies_ms, strict=True):
+        assert heard is not None and 0.0 <= heard <= 80.0  # answered in the quiet, counted from the speech
+        assert turn == pytest.approx(heard - 300.0)
 
 
 async def test_barge_in_clear_flushes_marks_and_measures_played_ms(gateway: FakeGateway) -> None:
@@ -364,8 +381,15 @@ def test_call_command_reports_and_records(
     args = parse(["--url", threaded_gateway, "--turns", "1", "--auth-token", TOKEN, "--record", str(out)])
     assert call_command.run(args) == 0
     text = capsys.readouterr().out
-    assert "webhook: HTTP 200" in text and "utterance 1 ended at" in text and "first agent audio" in text
+    assert "webhook: HTTP 200" in text and "utterance 1 ended at" in text
+    assert re.search(r"utterance 1 ended at \d+ ms: answer heard after \d+ ms\n", text)
+    assert "answer heard after = end of your speech" in text and "heard_latency_ms" in text  # both defined
     assert "frames sent" in text and "closed by caller" in text
+    # marks are -v only, the stream token is shortened, no local ws warning
+    assert "mark_echoed" not in text and "mark_received" not in text
+    assert "(6 mark events not shown; -v lists them)" in text
+    assert "token=tok…, tenant=acme" in text and "tok-123" not in text
+    assert "warning" not in text
     heard = read_wav_as_ulaw(out)
     assert len(heard) > 600 * 8  # timeline: silence until the answer, then 600 ms of answer, then idle
 
@@ -377,10 +401,56 @@ def test_call_command_json(threaded_gateway: str, capsys: pytest.CaptureFixture[
     assert data["heard_ms"] == 600.0 and len(data["turn_latencies_ms"]) == 1 and data["errors"] == []
 
 
+def test_call_command_verbose_lists_the_marks(threaded_gateway: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["--url", threaded_gateway, "--turns", "1", "--auth-token", TOKEN, "-v"])
+    assert call_command.run(args) == 0
+    text = capsys.readouterr().out
+    assert text.count("mark_received") == 3 and text.count("mark_echoed") == 3 and "not shown" not in text
+
+
 def test_call_command_wrong_token_exit_1(threaded_gateway: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = parse(["--url", threaded_gateway, "--turns", "1", "--auth-token", "nope"])
     assert call_command.run(args) == 1
-    assert "HTTP 403" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "HTTP 403" in out and "refused: the webhook refused the call (HTTP 403): the signature does not match" in out
+    assert "turns:" not in out and "closed by" not in out
+
+
+def test_call_command_unsigned_exit_1_with_the_hint(
+    threaded_gateway: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    assert call_command.run(parse(["--url", threaded_gateway, "--turns", "1"])) == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "webhook: HTTP 403",
+        "refused: the webhook refused the call (HTTP 403): set --auth-token (or TWILIO_AUTH_TOKEN) to the "
+        "gateway's TWILIO_AUTH_TOKEN",
+    ]
+
+
+def test_call_command_reads_a_mulaw_wav(
+    threaded_gateway: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The natural telephony file (μ-law 8 kHz, format 7), which the stdlib `wave` refuses."""
+    ulaw = speech_like(400)
+    fmt = struct.pack("<HHIIHHH", 7, 1, 8000, 8000, 1, 8, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(ulaw)) + ulaw
+    path = tmp_path / "hello.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    args = parse(["--url", threaded_gateway, "--turns", "1", "--auth-token", TOKEN, "--audio", str(path), "--json"])
+    assert call_command.run(args) == 0
+    assert len(orjson.loads(capsys.readouterr().out)["answer_heard_after_ms"]) == 1
+
+
+def test_call_command_names_an_unsupported_wav_format(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    fmt = struct.pack("<HHIIHHH", 2, 1, 8000, 4096, 256, 4, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 256) + bytes(256)
+    path = tmp_path / "adpcm.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    assert call_command.run(parse(["--audio", str(path)])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"call: cannot read {path}: Microsoft ADPCM (format 2 = 0x0002) is not supported")
+    assert err.count("\n") == 1
 
 
 def test_call_command_unreachable_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -397,3 +467,67 @@ def test_call_command_bad_arguments_exit_2(tmp_path: Any, capsys: pytest.Capture
     assert call_command.run(parse(["--audio", str(tmp_path / "missing.wav")])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------- call output
+
+
+def test_long_tokens_are_never_printed_whole() -> None:
+    token = "v1.1796017241.fFt6v-wkVh1y7__h.v2k0mdpYqdMfQedSc_RFY0sLAF5yiQ3VT_s1N9WEKHo"
+    r = CallReport(call_sid="CA1", stream_sid="MZ1", webhook_status=200, stream_parameters={"token": token, "to": "+1"},
+                   twiml=f'<Response><Connect><Stream url="wss://x/media"><Parameter name="token" value="{token}"/>'
+                   "</Stream></Connect></Response>", events=[(0.0, "start_sent", {})])
+    text = call_command.format_report(r)
+    assert "stream parameters: token=v1.17960…, to=+1" in text and token not in text
+    dumped = orjson.dumps(call_command.report_as_json(r)).decode()
+    assert token not in dumped and "v1.17960…" in dumped
+
+
+def refused(status: int, body: str = "") -> CallReport:
+    return CallReport(call_sid="CA1", webhook_status=status, twiml=body, errors=["call refused: ..."])
+
+
+@pytest.mark.parametrize(("report", "signed", "hint"), [
+    (refused(403), False, "the webhook refused the call (HTTP 403): set --auth-token (or TWILIO_AUTH_TOKEN) to "
+     "the gateway's TWILIO_AUTH_TOKEN"),
+    (refused(403), True, "the signature does not match; --auth-token must be the gateway's TWILIO_AUTH_TOKEN"),
+    (refused(404, "404: Not Found"), False, "nothing answers a Twilio webhook at http://gw:8080/voice/twilio "
+     "(HTTP 404): --url must be the gateway's base URL"),
+    (refused(400, "missing CallSid\n"), False, "refused the call as malformed (HTTP 400: missing CallSid)"),
+    (refused(502), False, "the gateway failed on the webhook (HTTP 502): its log says why"),
+    (refused(200, "<html><body>hello</body></html>"), False,
+     "the webhook answered XML that is not TwiML (<html>): is --url the voice gateway?"),
+    (refused(200, "hello there"), False, "the webhook answered HTTP 200 but not with TwiML (hello there)"),
+    (refused(200, "<Response><Say>Sorry, all our lines are busy.</Say><Hangup/></Response>"), False,
+     "the gateway declined the call (TwiML <Say>+<Hangup>: 'Sorry, all our lines are busy.'): it is draining or "
+     "at MAX_CONCURRENT_CALLS"),
+    (refused(200, "<Response><Pause/></Response>"), False, "the webhook's TwiML has no <Connect><Stream url=...>"),
+    (CallReport(webhook_status=200, events=[(0.0, "start_sent", {})], closed_by="gateway", close_code=1008), False,
+     "the gateway refused the media stream (close code 1008)"),
+    (CallReport(webhook_status=200, events=[(0.0, "start_sent", {})], closed_by="gateway", close_code=1011), False,
+     "the gateway closed the media stream (code 1011) before any answer"),
+])
+def test_a_refused_call_says_why(report: CallReport, signed: bool, hint: str) -> None:
+    got = call_command.refusal_hint(report, "http://gw:8080/", signed=signed)
+    assert got is not None and hint in got
+    text = call_command.format_report(report, hint=got)
+    assert got in text and "closed by ?" not in text and "turns:\n" not in text
+
+
+def test_an_answered_call_has_no_hint() -> None:
+    r = CallReport(webhook_status=200, events=[(0.0, "start_sent", {})], closed_by="gateway", close_code=1000,
+                   answer_starts_ms=[900.0])
+    assert call_command.refusal_hint(r, "http://gw", signed=False) is None
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("http://127.0.0.1:8080", True), ("http://localhost:8080", True), ("http://[::1]:8080", True),
+    ("http://127.0.1.1", True), ("http://10.0.0.5:8080", False), ("http://gw.example.com", False),
+])
+async def test_ws_stream_url_warns_only_off_this_machine(url: str, local: bool) -> None:
+    assert is_loopback_url(url) is local
+    caller = SimulatedCaller(url)
+    twiml = '<Response><Connect><Stream url="ws://gw/media/twilio"/></Connect></Response>'
+    assert caller._parse_twiml(twiml) == ("ws://gw/media/twilio", {})
+    warnings = [data for _, name, data in caller._events if name == "twiml_warning"]
+    assert (warnings == []) is local and caller.report.errors == []
