@@ -23,12 +23,17 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load_settings
+    from gateway.env import load_env_file
     from gateway.observability.logging import configure_logging
 
+    env_file_arg = getattr(args, "env_file", None)
     try:
+        # The .env file first (the environment wins over it), then every setting, validated at once.
+        env_file = None if env_file_arg == "none" else load_env_file(env_file_arg or ".env",
+                                                                      required=env_file_arg is not None)
         settings = load_settings()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(exc.describe(), file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)  # secrets are registered by `serve`
     import structlog
@@ -37,11 +42,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     log = structlog.get_logger("gateway")
     if settings.offline:
-        log.warning("offline_echo_line", message="no OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT or REALTIME_URL set: "
-                    "calls are answered by the built-in offline echo line, which plays back what the caller says")
+        why = ("REALTIME_PROVIDER=echo" if settings.upstream_choice.startswith("echo: REALTIME_PROVIDER")
+               else "no OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT or REALTIME_URL set")
+        log.warning("offline_echo_line", message=f"{why}: calls are answered by the built-in offline echo line, "
+                    "which plays back what the caller says")
     else:
         log.info("upstream_configured", provider=settings.upstream.provider, url=settings.upstream.describe(),
-                 dialect=settings.upstream.dialect)
+                 dialect=settings.upstream.dialect, auth=settings.upstream.auth, chosen=settings.upstream_choice)
+    for warning in settings.warnings:
+        log.warning("configuration_warning", message=warning)
+    if env_file is not None:  # names only: values may be secrets
+        log.info("env_file_loaded", path=env_file.path, variables=len(env_file.loaded),
+                 **({"kept_from_environment": list(env_file.kept)} if env_file.kept else {}))
     if settings.stream_token_secret_generated:
         log.info("stream_token_secret_generated", note="set STREAM_TOKEN_SECRET when running several replicas")
     from gateway.carriers import registry
@@ -88,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the gateway (the default); configured through the environment, "
                            "see .env.example")
+    serve.add_argument("--env-file", metavar="PATH", default=None,
+                       help="variables to load first, in docker compose's env_file syntax; those already set in "
+                       "the environment win (default: ./.env when it exists; 'none': no file)")
     serve.set_defaults(func=_serve)
     call = sub.add_parser("call", help="place one simulated Twilio call against a running gateway")
     from gateway.sim import call_command

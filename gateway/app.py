@@ -21,6 +21,7 @@ from gateway.http.voice import voice_webhook
 from gateway.observability import metrics
 from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
+from gateway.realtime.entra import token_refresher
 from gateway.state import STATE, GatewayState
 
 __all__ = ["STATE", "GatewayState", "create_app", "create_metrics_app", "serve"]
@@ -89,8 +90,25 @@ async def _close_calls(app: web.Application) -> None:
         await call.shut_down("gateway shutting down")
 
 
+SERVER_HEADER = "voice-gateway"
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Say what we are, not which Python and aiohttp versions serve it."""
+    response.headers["Server"] = SERVER_HEADER
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The app's runner: no access log (call logs say more), and an HTTP connection that has not sent a
+    complete request within HTTP_IDLE_TIMEOUT_S is closed, whether it is an idle keep-alive or a half-sent
+    request (aiohttp's default holds either for an hour). A media WebSocket, once established, is a running
+    request and is not affected."""
+    return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=settings.http_idle_timeout_s)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
+    app.on_response_prepare.append(_server_header)
     app[STATE] = GatewayState(
         settings=settings,
         upstream=settings.upstream,
@@ -114,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_loop_lag_monitor)
     app.cleanup_ctx.append(_call_reports)
     app.cleanup_ctx.append(_carriers)
+    app.cleanup_ctx.append(token_refresher(settings.upstream))  # Azure with Entra ID: fetched off the call path
     app.on_shutdown.append(_close_calls)
     return app
 
@@ -121,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
 def create_metrics_app(main: web.Application) -> web.Application:
     """/metrics on its own listener (METRICS_PORT), so it need not be public."""
     app = web.Application()
+    app.on_response_prepare.append(_server_header)
     app[STATE] = main[STATE]
     app.router.add_get("/metrics", metrics_handler(STATE))
     app.router.add_get("/healthz", healthz)
@@ -132,13 +152,13 @@ async def serve(settings: Settings) -> None:
     for secret in settings.secrets():
         register_secret(secret)
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     runners = [runner]
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         if settings.metrics_port is not None:
-            metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
+            metrics_runner = make_runner(create_metrics_app(app), settings)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()

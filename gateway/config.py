@@ -1,13 +1,17 @@
 """Every setting of the gateway, read from the environment and validated once at start-up.
 
-A bad value raises `ConfigError` naming the variable and what it accepts; the command line prints
-that message and exits 2, never a traceback. Secrets are wrapped in `Secret` so that no repr, log
-line or error message can print them. Each carrier reads its own settings (`carriers/<name>/`), asked
+A bad value is a `ConfigError` naming the variable and what it accepts; every bad value of the
+environment is reported at once (one per line), so that one round of fixes is enough. The command
+line prints the message and exits 2, never a traceback. What is valid but worth a word (a voice
+outside OpenAI's list for a custom server, a key that goes unused) is returned in
+`Settings.warnings` for the start-up log. Secrets are wrapped in `Secret` so that no repr, log line
+or error message can print them. Each carrier reads its own settings (`carriers/<name>/`), asked
 through the carrier registry, so they are validated here with the rest, at start-up.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
@@ -19,15 +23,17 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
-from gateway.env import ConfigError, Env, Secret, check_url
+from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
 
 __all__ = ["Agent", "ConfigError", "Dialect", "Fallback", "Provider", "Secret", "Settings", "TurnDetection",
            "Upstream", "load_settings"]
 
 Dialect = Literal["ga", "beta"]
 Provider = Literal["openai", "azure", "custom", "echo"]
+UpstreamAuth = Literal["bearer", "api-key", "entra", "none"]
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+AZURE_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant answering a phone call. "
     "Keep answers short and conversational."
@@ -68,6 +74,10 @@ class Upstream:
     connect_timeout_s: float = 10.0  # per handshake attempt
     connect_retries: int = 2  # attempts after the first; a 401/403 answer is never retried
     retry_backoff_s: float = 0.5  # before retry n: backoff * 2**(n-1)
+    auth: UpstreamAuth = "none"  # how the upstream is authenticated, for logs and error hints
+    # Set: a Microsoft Entra ID token for this scope is sent as `Authorization: Bearer` at connect time,
+    # from the process-wide token provider (realtime/entra.py), instead of a static header.
+    entra_scope: str | None = None
 
     def describe(self) -> str:
         """The URL without its query string: safe to log (Azure preview keys may sit in a query)."""
@@ -89,6 +99,8 @@ class Settings:
     max_call_duration_s: float = 14400.0
     max_frames_per_second: int = 150  # per call; 0 = unlimited
     max_reconnects: int = 3  # upstream drops survived per call
+    upstream_ready_timeout_s: float = 5.0  # the first session must answer this soon after the stream starts
+    http_idle_timeout_s: float = 15.0  # an HTTP connection with no complete request for this long is closed
     session_max_s: float = 3300.0  # recycle the upstream session between turns after this; 0 = never
     send_stall_timeout_s: float = 10.0  # a socket that does not drain for this long is given up
     call_reports_dir: Path | None = None
@@ -97,6 +109,9 @@ class Settings:
     upstream: Upstream = field(
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
     )
+    # Which upstream was chosen and why, e.g. "azure: AZURE_OPENAI_ENDPOINT is set (OPENAI_API_KEY is set
+    # too: set REALTIME_PROVIDER to choose)"; logged at start-up.
+    upstream_choice: str = ""
     agent: Agent = field(default_factory=Agent)
     stream_token_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
     stream_token_secret_generated: bool = True
@@ -104,6 +119,7 @@ class Settings:
     admin_token: Secret | None = None
     fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
     carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
+    warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
     def offline(self) -> bool:
@@ -144,74 +160,132 @@ def _infer_dialect(url: str) -> Dialect:
     return "ga"
 
 
-def _upstream(env: Env) -> Upstream:
-    provider = env.choice("REALTIME_PROVIDER", "auto", ("auto", "openai", "azure", "custom", "echo"))
-    if provider == "auto":
-        if env.str("REALTIME_URL"):
-            provider = "custom"
-        elif env.str("AZURE_OPENAI_ENDPOINT"):
-            provider = "azure"
-        elif env.str("OPENAI_API_KEY"):
-            provider = "openai"
-        else:
-            provider = "echo"
+# REALTIME_PROVIDER=auto picks the first of these that is set.
+_AUTO_ORDER: tuple[tuple[Provider, str], ...] = (
+    ("custom", "REALTIME_URL"), ("azure", "AZURE_OPENAI_ENDPOINT"), ("openai", "OPENAI_API_KEY"))
+
+
+def _choose_provider(env: CollectingEnv) -> tuple[Provider | None, str]:
+    """The upstream provider and why it was chosen; None when REALTIME_PROVIDER is invalid."""
+    setting = env.choice("REALTIME_PROVIDER", "auto", ("auto", "openai", "azure", "custom", "echo"))
+    if "REALTIME_PROVIDER" in env.invalid:
+        return None, ""
+    if setting != "auto":
+        return setting, f"{setting}: REALTIME_PROVIDER={setting}"  # type: ignore[return-value]
+    set_vars = {
+        "REALTIME_URL": env.str("REALTIME_URL"),
+        "AZURE_OPENAI_ENDPOINT": env.str("AZURE_OPENAI_ENDPOINT"),
+        "OPENAI_API_KEY": env.str("OPENAI_API_KEY"),
+    }
+    configured = [(provider, name) for provider, name in _AUTO_ORDER if set_vars[name]]
+    if not configured:
+        return "echo", "echo: none of REALTIME_URL, AZURE_OPENAI_ENDPOINT, OPENAI_API_KEY is set"
+    (provider, name), others = configured[0], [other for _, other in configured[1:]]
+    why = f"{provider}: {name} is set"
+    if others:
+        why += (f" ({' and '.join(others)} {'is' if len(others) == 1 else 'are'} set too: "
+                "set REALTIME_PROVIDER to choose)")
+    return provider, why
+
+
+def _azure_identity_installed() -> bool:
+    try:
+        return importlib.util.find_spec("azure.identity") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _upstream(env: CollectingEnv, provider: Provider | None) -> Upstream | None:
     dialect_setting = env.choice("REALTIME_DIALECT", "auto", ("auto", "ga", "beta"))
     timeout = env.float("UPSTREAM_CONNECT_TIMEOUT_S", 10.0, 0.5, 120.0)
     retries = env.int("UPSTREAM_CONNECT_RETRIES", 2, 0, 10) or 0
     backoff = env.float("UPSTREAM_RETRY_BACKOFF_S", 0.5, 0.0, 30.0)
     model = env.str("OPENAI_REALTIME_MODEL", "gpt-realtime")
+    azure_auth = env.choice("AZURE_OPENAI_AUTH", "auto", ("auto", "key", "entra"))  # checked whatever the provider
     headers: list[tuple[str, Secret | str]] = []
+    auth: UpstreamAuth = "none"
+    entra_scope: str | None = None
+    url = ""
 
+    if provider is None:  # REALTIME_PROVIDER is invalid: already reported
+        return None
     if provider == "echo":
         url = "ws://127.0.0.1:0/v1/realtime"  # the real port is known once the echo line listens
     elif provider == "openai":
         key = env.secret("OPENAI_API_KEY")
         if not key:
-            raise ConfigError("OPENAI_API_KEY is required when REALTIME_PROVIDER=openai")
-        base = check_url("OPENAI_REALTIME_URL", env.str("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL),
-                          ("wss", "ws"))
-        url = _with_query(base, model=model)
-        headers.append(("Authorization", Secret(f"Bearer {key.reveal()}")))
+            env.error("OPENAI_API_KEY is required when REALTIME_PROVIDER=openai")
+        else:
+            headers.append(("Authorization", Secret(f"Bearer {key.reveal()}")))
+            auth = "bearer"
+        base = env.check(lambda: check_url("OPENAI_REALTIME_URL", env.str("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL)
+                                           or "", ("wss", "ws")), None)
+        url = _with_query(base, model=model or "") if base else ""
     elif provider == "azure":
-        endpoint = check_url("AZURE_OPENAI_ENDPOINT", env.str("AZURE_OPENAI_ENDPOINT", ""),
-                              ("https", "wss", "http", "ws"))
-        key = env.secret("AZURE_OPENAI_API_KEY")
-        if not key:
-            raise ConfigError("AZURE_OPENAI_API_KEY is required when AZURE_OPENAI_ENDPOINT is set")
+        raw_endpoint = env.str("AZURE_OPENAI_ENDPOINT")
+        endpoint = None
+        if not raw_endpoint:
+            env.error("AZURE_OPENAI_ENDPOINT is required when REALTIME_PROVIDER=azure "
+                      "(your resource's https://<name>.openai.azure.com)")
+        else:
+            endpoint = env.check(lambda: check_url("AZURE_OPENAI_ENDPOINT", raw_endpoint,
+                                                   ("https", "wss", "http", "ws")), None)
         deployment = env.str("AZURE_OPENAI_DEPLOYMENT")
         if not deployment:
-            raise ConfigError("AZURE_OPENAI_DEPLOYMENT is required with AZURE_OPENAI_ENDPOINT "
-                              "(the name of your realtime deployment)")
-        base = _ws_scheme(endpoint).rstrip("/")
-        api_version = env.str("AZURE_OPENAI_API_VERSION")
-        if api_version:  # the deprecated preview route, beta shapes
-            url = _with_query(base + "/openai/realtime", **{"api-version": api_version, "deployment": deployment})
+            env.error("AZURE_OPENAI_DEPLOYMENT is required with AZURE_OPENAI_ENDPOINT "
+                      "(the name of your realtime deployment)")
+        key = env.secret("AZURE_OPENAI_API_KEY")
+        if azure_auth == "key" and not key:
+            env.error("AZURE_OPENAI_API_KEY is required when AZURE_OPENAI_AUTH=key "
+                      "(or set AZURE_OPENAI_AUTH=entra to use Microsoft Entra ID)")
+        elif azure_auth == "entra" or not key:  # auto without a key: Entra ID
+            if key:
+                env.warn("AZURE_OPENAI_API_KEY is set but AZURE_OPENAI_AUTH=entra: the key is not used")
+            if not _azure_identity_installed():
+                env.error("Microsoft Entra ID authentication (AZURE_OPENAI_AUTH=entra, or auto without "
+                          "AZURE_OPENAI_API_KEY) needs the azure-identity package: pip install azure-identity")
+            auth, entra_scope = "entra", AZURE_ENTRA_SCOPE
         else:
-            url = _with_query(base + "/openai/v1/realtime", model=deployment)
+            headers.append(("api-key", key))
+            auth = "api-key"
+        if endpoint and deployment:
+            base = _ws_scheme(endpoint).rstrip("/")
+            api_version = env.str("AZURE_OPENAI_API_VERSION")
+            if api_version:  # the deprecated preview route, beta shapes
+                url = _with_query(base + "/openai/realtime", **{"api-version": api_version, "deployment": deployment})
+            else:
+                url = _with_query(base + "/openai/v1/realtime", model=deployment)
         model = deployment
-        headers.append(("api-key", key))
     else:  # custom
-        url = check_url("REALTIME_URL", env.str("REALTIME_URL", ""), ("wss", "ws"))
+        raw_url = env.str("REALTIME_URL")
+        if not raw_url:
+            env.error("REALTIME_URL is required when REALTIME_PROVIDER=custom")
+        else:
+            url = env.check(lambda: check_url("REALTIME_URL", raw_url, ("wss", "ws")), "")
         key = env.secret("REALTIME_API_KEY")
-        auth = env.choice("REALTIME_AUTH", "bearer", ("bearer", "api-key"))
+        key_auth = env.choice("REALTIME_AUTH", "bearer", ("bearer", "api-key"))
         if key:
-            if auth == "bearer":
+            if key_auth == "bearer":
                 headers.append(("Authorization", Secret(f"Bearer {key.reveal()}")))
+                auth = "bearer"
             else:
                 headers.append(("api-key", key))
+                auth = "api-key"
         model = env.str("OPENAI_REALTIME_MODEL")
 
-    dialect: Dialect = _infer_dialect(url) if dialect_setting == "auto" else dialect_setting  # type: ignore[assignment]
+    inferred: Dialect = _infer_dialect(url) if url else "ga"
+    dialect: Dialect = inferred if dialect_setting == "auto" else dialect_setting  # type: ignore[assignment]
     if provider == "openai" and dialect == "beta":
-        raise ConfigError("REALTIME_DIALECT=beta cannot be used with OpenAI's endpoint: it speaks only GA "
-                          "since 2026-05-12 (use ga, or a custom REALTIME_URL)")
+        env.error("REALTIME_DIALECT=beta cannot be used with OpenAI's endpoint: it speaks only GA "
+                  "since 2026-05-12 (use ga, or a custom REALTIME_URL)")
     if dialect == "beta" and provider in ("openai", "custom"):
         headers.append(("OpenAI-Beta", "realtime=v1"))
     return Upstream(provider=provider, url=url, dialect=dialect, headers=tuple(headers), model=model,
-                    connect_timeout_s=timeout, connect_retries=retries, retry_backoff_s=backoff)
+                    connect_timeout_s=timeout, connect_retries=retries, retry_backoff_s=backoff, auth=auth,
+                    entra_scope=entra_scope)
 
 
-def _agent(env: Env) -> Agent:
+def _instructions(env: Env) -> str | None:
     instructions = env.str("AGENT_INSTRUCTIONS")
     path = env.str("AGENT_INSTRUCTIONS_FILE")
     if instructions and path:
@@ -223,10 +297,29 @@ def _agent(env: Env) -> Agent:
             raise ConfigError(f"AGENT_INSTRUCTIONS_FILE cannot be read: {path} ({exc.strerror})") from None
         if not instructions:
             raise ConfigError(f"AGENT_INSTRUCTIONS_FILE is empty: {path}")
-    voice = env.str("AGENT_VOICE", "alloy")
-    assert voice is not None
+    return instructions
+
+
+def _voice(env: CollectingEnv, provider: Provider | None) -> str:
+    """AGENT_VOICE: one of OpenAI's voices for OpenAI and Azure; any plain name for a custom server
+    (which may have voices of its own) or the echo line, with a warning outside OpenAI's list."""
+    voice = env.str("AGENT_VOICE", "alloy") or "alloy"
     if not voice.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"AGENT_VOICE must be a voice name such as {', '.join(GA_VOICES)} (got {voice!r})")
+        env.error(f"AGENT_VOICE must be a voice name such as {', '.join(GA_VOICES)} (got {voice!r})")
+    elif voice.lower() in GA_VOICES:
+        return voice.lower()
+    elif provider in ("openai", "azure"):
+        env.error(f"AGENT_VOICE must be one of {', '.join(GA_VOICES)} with REALTIME_PROVIDER={provider} "
+                  f"(got {voice!r})")
+    elif provider is not None:
+        env.warn(f"AGENT_VOICE {voice!r} is not one of OpenAI's voices ({', '.join(GA_VOICES)}): the "
+                 f"{provider} upstream must know it (OpenAI and Azure would refuse it)")
+    return voice
+
+
+def _agent(env: CollectingEnv, provider: Provider | None) -> Agent:
+    instructions = env.check(lambda: _instructions(env), None)
+    voice = _voice(env, provider)
     mode = env.choice("TURN_DETECTION", "server_vad", ("server_vad", "semantic_vad", "none"))
     turn = TurnDetection(
         mode=mode,  # type: ignore[arg-type]
@@ -266,30 +359,41 @@ def _reports_dir(env: Env) -> Path | None:
 _PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
-def _fallback(env: Env) -> Fallback:
+def _fallback(env: CollectingEnv) -> Fallback:
     number = env.str("FALLBACK_NUMBER")
     if number and not _PHONE_NUMBER.match(number):
-        raise ConfigError(f"FALLBACK_NUMBER must be a phone number in E.164 form, e.g. +14155550100 (got {number!r})")
+        env.error(f"FALLBACK_NUMBER must be a phone number in E.164 form, e.g. +14155550100 (got {number!r})")
     message = env.str("FALLBACK_MESSAGE", DEFAULT_FALLBACK_MESSAGE) or DEFAULT_FALLBACK_MESSAGE
     if len(message) > 1000:
-        raise ConfigError("FALLBACK_MESSAGE must be at most 1000 characters long")
+        env.error("FALLBACK_MESSAGE must be at most 1000 characters long")
     return Fallback(message=message, number=number)
 
 
+def _carriers(env: CollectingEnv, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Each carrier's settings (as `registry.load_settings`), each carrier's error reported with the rest."""
+    strict = Env(environ)  # a carrier's own checks may build on its reads: it stops at its first error
+    return {name: env.check(lambda carrier=carrier: carrier.load_settings(strict), None)
+            for name, carrier in registry.CARRIERS.items()}
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every setting; raises ConfigError with a message fit for a user."""
-    env = Env(os.environ if environ is None else environ)
+    """Read and validate every setting; raises one ConfigError listing every problem, one per line,
+    each fit for a user."""
+    environ = os.environ if environ is None else environ
+    env = CollectingEnv(environ)
     public_url = env.str("PUBLIC_URL")
     if public_url:
-        public_url = check_url("PUBLIC_URL", public_url, ("https", "http")).rstrip("/")
+        public_url = env.check(lambda: check_url("PUBLIC_URL", public_url, ("https", "http")).rstrip("/"), None)
     port = env.int("PORT", 8080, 1, 65535)
     metrics_port = env.int("METRICS_PORT", None, 1, 65535)
-    if metrics_port is not None and metrics_port == port:
-        raise ConfigError(f"METRICS_PORT must differ from PORT (both {port})")
+    if metrics_port is not None and metrics_port == port and not env.invalid & {"PORT", "METRICS_PORT"}:
+        env.error(f"METRICS_PORT must differ from PORT (both {port})")
     token_secret = env.secret("STREAM_TOKEN_SECRET")
     if token_secret and len(token_secret.reveal()) < 16:
-        raise ConfigError("STREAM_TOKEN_SECRET must be at least 16 characters long")
-    return Settings(
+        env.error("STREAM_TOKEN_SECRET must be at least 16 characters long")
+    provider, choice = _choose_provider(env)
+    report_url = env.str("CALL_REPORT_URL")
+    settings = Settings(
         host=env.str("HOST", "0.0.0.0") or "0.0.0.0",
         port=port or 8080,
         public_url=public_url,
@@ -303,25 +407,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_call_duration_s=env.float("MAX_CALL_DURATION_S", 14400.0, 10.0, 86400.0),
         max_frames_per_second=env.int("MAX_FRAMES_PER_SECOND", 150, 0, 100000) or 0,
         max_reconnects=env.int("UPSTREAM_MAX_RECONNECTS", 3, 0, 100) or 0,
+        upstream_ready_timeout_s=env.float("UPSTREAM_READY_TIMEOUT_S", 5.0, 0.5, 120.0),
+        http_idle_timeout_s=env.float("HTTP_IDLE_TIMEOUT_S", 15.0, 0.5, 3600.0),
         session_max_s=_session_max(env),
         send_stall_timeout_s=env.float("SEND_STALL_TIMEOUT_S", 10.0, 1.0, 300.0),
-        call_reports_dir=_reports_dir(env),
-        call_report_url=check_url("CALL_REPORT_URL", url, ("https", "http")) if (url := env.str("CALL_REPORT_URL"))
-        else None,
+        call_reports_dir=env.check(lambda: _reports_dir(env), None),
+        call_report_url=env.check(lambda: check_url("CALL_REPORT_URL", report_url, ("https", "http")), None)
+        if report_url else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
-        upstream=_upstream(env),
-        agent=_agent(env),
+        upstream=_upstream(env, provider),  # type: ignore[arg-type]
+        upstream_choice=choice,
+        agent=_agent(env, provider),
         stream_token_secret=token_secret or Secret(secrets.token_urlsafe(32)),
         stream_token_secret_generated=token_secret is None,
         stream_token_ttl_s=env.float("STREAM_TOKEN_TTL_S", 60.0, 1.0, 3600.0),
         admin_token=env.secret("ADMIN_TOKEN"),
         fallback=_fallback(env),
-        carriers=registry.load_settings(env),
+        carriers=_carriers(env, environ),
+        warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
+    if env.errors:
+        raise ConfigError.of(dict.fromkeys(env.errors))  # in the order found, each once
+    return settings
 
 
-def _session_max(env: Env) -> float:
+def _session_max(env: CollectingEnv) -> float:
     value = env.float("SESSION_MAX_S", 3300.0, 0.0, 86400.0)
     if 0 < value < 1:
-        raise ConfigError(f"SESSION_MAX_S must be 0 (never recycle) or at least 1 second (got {value:g})")
+        env.error(f"SESSION_MAX_S must be 0 (never recycle) or at least 1 second (got {value:g})")
     return value

@@ -6,6 +6,8 @@ Its own module so that the HTTP handlers and the app both import it and neither 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,11 +36,15 @@ class GatewayState:
     upstream: Upstream
     tokens: StreamTokens
     carriers: dict[str, Carrier] = field(default_factory=dict)
-    calls: set[LiveCall] = field(default_factory=set)
+    calls: set[LiveCall] = field(default_factory=set)  # every open media socket
+    admitted: set[LiveCall] = field(default_factory=set)  # the calls past their start: they count
+    reservations: dict[str, float] = field(default_factory=dict)  # call id -> expiry: answered, stream due
     draining: bool = False
     reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
     echo: Any = None  # the built-in echo line, when running offline
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
+
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -48,16 +54,50 @@ class GatewayState:
         self.idle.clear()
         metrics.CALLS_ACTIVE.inc()
 
-    def call_ended(self, call: LiveCall) -> None:
+    def call_ended(self, call: LiveCall, call_id: str | None = None) -> None:
         if call in self.calls:
             self.calls.discard(call)
             metrics.CALLS_ACTIVE.dec()
+        self.admitted.discard(call)
+        if call_id is not None:
+            self.reservations.pop(call_id, None)
         if not self.calls:
             self.idle.set()
 
+    # --- capacity: MAX_CONCURRENT_CALLS counts answered calls whose stream is due, and admitted calls ---
+
+    def _taken(self) -> int:
+        now = self.clock()
+        for call_id in [c for c, expiry in self.reservations.items() if expiry <= now]:
+            del self.reservations[call_id]  # the stream never came: its token has expired
+        return len(self.admitted) + len(self.reservations)
+
     def accepting_calls(self) -> bool:
         limit = self.settings.max_concurrent_calls
-        return not self.draining and (limit == 0 or len(self.calls) < limit)
+        return not self.draining and (limit == 0 or self._taken() < limit)
+
+    def reserve(self, call_id: str) -> bool:
+        """The webhook is about to answer this call: hold a place for its stream until its token expires.
+        False: no place (or draining): answer busy."""
+        if self.draining:
+            return False
+        if call_id in self.reservations:  # the carrier retried the webhook: one place, renewed
+            del self.reservations[call_id]
+        limit = self.settings.max_concurrent_calls
+        if limit and self._taken() >= limit:
+            return False
+        self.reservations[call_id] = self.clock() + self.settings.stream_token_ttl_s
+        return True
+
+    def admit(self, call: LiveCall, call_id: str) -> bool:
+        """The call's stream started with a valid token: it takes its reserved place, or a free one (a
+        call answered by another replica, or whose place expired). False: over the limit."""
+        if self.reservations.pop(call_id, None) is None:
+            limit = self.settings.max_concurrent_calls
+            if limit and self._taken() >= limit:
+                return False
+        self.admitted.add(call)
+        return True
 
 
 STATE = web.AppKey("gateway_state", GatewayState)

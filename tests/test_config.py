@@ -60,6 +60,17 @@ def test_custom_url_with_dialect_and_auth():
     ({"REALTIME_URL": "https://x"}, "REALTIME_URL must be an absolute wss/ws URL"),
     ({"PUBLIC_URL": "gw.example.com"}, "PUBLIC_URL must be an absolute https/http URL"),
     ({"REALTIME_PROVIDER": "openai"}, "OPENAI_API_KEY is required"),
+    ({"REALTIME_PROVIDER": "azure"}, "AZURE_OPENAI_ENDPOINT is required when REALTIME_PROVIDER=azure"),
+    ({"REALTIME_PROVIDER": "custom"}, "REALTIME_URL is required when REALTIME_PROVIDER=custom"),
+    ({"AZURE_OPENAI_ENDPOINT": "res.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "rt"},
+     "AZURE_OPENAI_ENDPOINT must be an absolute https/wss/http/ws URL"),
+    ({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "rt",
+      "AZURE_OPENAI_AUTH": "key"}, "AZURE_OPENAI_API_KEY is required when AZURE_OPENAI_AUTH=key"),
+    ({"AZURE_OPENAI_AUTH": "password"}, "AZURE_OPENAI_AUTH must be one of auto, key, entra"),
+    ({"OPENAI_API_KEY": "sk-x-123456", "AGENT_VOICE": "robot"},
+     "AGENT_VOICE must be one of alloy, ash, ballad, coral, echo, sage, shimmer, verse, marin, cedar "
+     "with REALTIME_PROVIDER=openai (got 'robot')"),
+    ({"AGENT_VOICE": "al loy"}, "AGENT_VOICE must be a voice name such as alloy"),
     ({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 20},
      "AZURE_OPENAI_DEPLOYMENT is required"),
     ({"AGENT_INSTRUCTIONS_FILE": "/nonexistent/prompt.txt"}, "AGENT_INSTRUCTIONS_FILE cannot be read"),
@@ -82,6 +93,89 @@ def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert message in str(info.value)
+
+
+def test_every_error_is_reported_at_once_one_per_line():
+    env = {"PORT": "eighty", "REALTIME_PROVIDER": "azure", "OPENAI_API_KEY": "sk-secret-value-1",
+           "VAD_THRESHOLD": "2", "TWILIO_ACCOUNT_SID": "AC123", "FALLBACK_NUMBER": "555-0100",
+           "AGENT_VOICE": "robot", "STREAM_TOKEN_SECRET": "short"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    errors = info.value.errors
+    expected = ["PORT must be an integer", "STREAM_TOKEN_SECRET must be at least 16",
+                "AZURE_OPENAI_ENDPOINT is required when REALTIME_PROVIDER=azure",
+                "AZURE_OPENAI_DEPLOYMENT is required", "AGENT_VOICE must be one of",
+                "VAD_THRESHOLD must be a number", "FALLBACK_NUMBER must be a phone number",
+                "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits"]
+    assert len(errors) == len(expected)
+    for fragment in expected:
+        assert sum(fragment in error for error in errors) == 1, fragment
+    assert str(info.value).splitlines() == list(errors)  # one per line
+    described = info.value.describe()
+    assert described.startswith(f"configuration errors ({len(expected)}, fix them all):")
+    assert "sk-secret-value-1" not in described and "short" not in described
+
+
+def test_one_error_reads_as_before():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"PORT": "eighty"})
+    assert info.value.errors == ("PORT must be an integer from 1 to 65535 (got 'eighty')",)
+    assert info.value.describe() == "configuration error: PORT must be an integer from 1 to 65535 (got 'eighty')"
+
+
+def test_checks_on_a_bad_value_are_not_repeated_on_its_default():
+    with pytest.raises(ConfigError) as info:  # PORT fell back to 8080: no "must differ" on top
+        load_settings({"PORT": "x", "METRICS_PORT": "8080"})
+    assert info.value.errors == ("PORT must be an integer from 1 to 65535 (got 'x')",)
+
+
+@pytest.mark.parametrize(("env", "provider", "choice"), [
+    ({}, "echo", "echo: none of REALTIME_URL, AZURE_OPENAI_ENDPOINT, OPENAI_API_KEY is set"),
+    ({"OPENAI_API_KEY": "sk-a-123456"}, "openai", "openai: OPENAI_API_KEY is set"),
+    ({"OPENAI_API_KEY": "sk-a-123456", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+      "AZURE_OPENAI_API_KEY": "k" * 32, "AZURE_OPENAI_DEPLOYMENT": "rt"},
+     "azure", "azure: AZURE_OPENAI_ENDPOINT is set (OPENAI_API_KEY is set too: set REALTIME_PROVIDER to choose)"),
+    ({"OPENAI_API_KEY": "sk-a-123456", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+      "AZURE_OPENAI_DEPLOYMENT": "rt", "REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"},
+     "custom", "custom: REALTIME_URL is set (AZURE_OPENAI_ENDPOINT and OPENAI_API_KEY are set too: set "
+     "REALTIME_PROVIDER to choose)"),
+    ({"OPENAI_API_KEY": "sk-a-123456", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+      "REALTIME_PROVIDER": "openai"}, "openai", "openai: REALTIME_PROVIDER=openai"),
+])
+def test_the_chosen_upstream_and_why(env, provider, choice):
+    s = load_settings(env)
+    assert (s.upstream.provider, s.upstream_choice) == (provider, choice)
+    assert "sk-a" not in s.upstream_choice
+
+
+def test_agent_voice_is_checked_for_openai_and_azure_and_passed_on_with_a_warning_elsewhere():
+    assert load_settings({"OPENAI_API_KEY": "sk-a-123456", "AGENT_VOICE": "Marin"}).agent.voice == "marin"
+    assert load_settings({"OPENAI_API_KEY": "sk-a-123456"}).warnings == ()
+    with pytest.raises(ConfigError, match="with REALTIME_PROVIDER=azure"):
+        load_settings({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k" * 32,
+                       "AZURE_OPENAI_DEPLOYMENT": "rt", "AGENT_VOICE": "robot"})
+    custom = load_settings({"REALTIME_URL": "ws://127.0.0.1:9/v1/realtime", "AGENT_VOICE": "my_voice-2"})
+    assert custom.agent.voice == "my_voice-2"
+    assert len(custom.warnings) == 1 and "AGENT_VOICE 'my_voice-2' is not one of OpenAI's voices" in custom.warnings[0]
+    offline = load_settings({"AGENT_VOICE": "robot"})
+    assert offline.offline and "the echo upstream must know it" in offline.warnings[0]
+
+
+def test_azure_without_a_key_uses_entra_id():
+    base = {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "my-rt"}
+    s = load_settings(base)
+    up = s.upstream
+    assert (up.provider, up.auth, up.entra_scope) == ("azure", "entra", "https://cognitiveservices.azure.com/.default")
+    assert up.url == "wss://res.openai.azure.com/openai/v1/realtime?model=my-rt" and up.headers == ()
+    assert s.warnings == ()
+    explicit = load_settings({**base, "AZURE_OPENAI_AUTH": "entra", "AZURE_OPENAI_API_KEY": "k" * 32})
+    assert explicit.upstream.auth == "entra" and explicit.upstream.headers == ()
+    assert explicit.warnings == ("AZURE_OPENAI_API_KEY is set but AZURE_OPENAI_AUTH=entra: the key is not used",)
+    keyed = load_settings({**base, "AZURE_OPENAI_API_KEY": "k" * 32})  # auto with a key: the key, as before
+    assert (keyed.upstream.auth, keyed.upstream.entra_scope) == ("api-key", None)
+    assert dict(keyed.upstream.headers)["api-key"].reveal() == "k" * 32
+    preview = load_settings({**base, "AZURE_OPENAI_API_VERSION": "2025-04-01-preview"})
+    assert preview.upstream.auth == "entra" and preview.upstream.dialect == "beta"
 
 
 def test_secret_values_never_print_in_error_messages():

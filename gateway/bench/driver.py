@@ -126,8 +126,8 @@ async def run_scenario(sc: Scenario, progress: Callable[[str], None]) -> Measure
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         if sc.target == "gateway":
-            target = await spawn("gateway", ["-m", "gateway", "serve"], cpus=target_cpus, controlled=False,
-                                 log_path=f"{tmp}/target.log", env=gateway_env(port, upstream))
+            target = await spawn("gateway", ["-m", "gateway", "serve", "--env-file", "none"], cpus=target_cpus,
+                                 controlled=False, log_path=f"{tmp}/target.log", env=gateway_env(port, upstream))
             children.append(target)
             await wait_http(base + "/healthz", target)
         else:

@@ -71,9 +71,11 @@ class Call(SessionKeeping):
         max_frames_per_second: int = 0,
         marks: bool = True,
         codec: Codec = PCMU,
+        ready_timeout_s: float = 0.0,
     ) -> None:
         super().__init__(max_reconnects=max_reconnects, retry_backoff_s=retry_backoff_s,
-                         session_max_s=session_max_s, stall_timeout_s=stall_timeout_s)
+                         session_max_s=session_max_s, stall_timeout_s=stall_timeout_s,
+                         ready_timeout_s=ready_timeout_s)
         self.interrupts_itself = interrupts_itself  # the session cancels its own response on speech
         self.greeting = greeting
         self.max_buffered_ms = max_buffered_ms
@@ -99,6 +101,11 @@ class Call(SessionKeeping):
     def set_codec(self, codec: Codec) -> None:
         """The stream's codec, once its start message names it (before any audio)."""
         self.bytes_per_ms = codec.bytes_per_ms
+
+    def stream_started(self, codec: Codec, now: float) -> None:
+        """The stream was accepted: its codec is known, and the ready deadline runs from now."""
+        self.set_codec(codec)
+        self.stream_started_at = now
 
     # --- carrier side --------------------------------------------------------------------------
 
@@ -141,7 +148,14 @@ class Call(SessionKeeping):
 
     def carrier_stop(self, now: float) -> tuple[Action, ...]:
         self.ended = True
-        return (Hangup("completed", "caller hung up"),)
+        return (self.carrier_closed(now),)
+
+    def carrier_closed(self, now: float, reason: str = "caller hung up") -> Hangup:
+        """How the call ended when the caller's side ended it: completed, or abandoned when the agent
+        was never on the line (no session answered yet)."""
+        if self.stream_started_at is not None and not self.session_ready:
+            return Hangup("abandoned", f"{reason} before the agent answered (upstream not ready)")
+        return Hangup("completed", reason)
 
     def carrier_violation(self, violation: ProtocolViolation, now: float) -> tuple[Action, ...]:
         """A frame we could not use: counted by kind; the first few of a call are logged."""
@@ -275,9 +289,11 @@ class Call(SessionKeeping):
         return (Note("item_truncated", fields={"item_id": event.item_id, "audio_end_ms": event.audio_end_ms}),)
 
     def _session_created(self, event: SessionCreated, now: float) -> tuple[Action, ...]:
+        self.session_answered(now)
         return (Note("session_created", "debug", {"session_id": event.session_id}),)
 
     def _session_updated(self, event: SessionUpdated, now: float) -> tuple[Action, ...]:
+        self.session_answered(now)
         return (Note("session_updated", "debug", {"session_id": event.session_id}),)
 
     def _unreadable(self, event: UpstreamUnreadable, now: float) -> tuple[Action, ...]:

@@ -57,8 +57,11 @@ class SessionKeeping:
     _first_mark: tuple[str, float] | None
 
     def __init__(self, *, max_reconnects: int, retry_backoff_s: float, session_max_s: float,
-                 stall_timeout_s: float) -> None:
-        self.upstream_ready = False
+                 stall_timeout_s: float, ready_timeout_s: float = 0.0) -> None:
+        self.upstream_ready = False  # a session socket is open (and not being replaced)
+        self.session_ready = False  # the first session answered (session.created or .updated): the agent is on
+        self.ready_timeout_ms = ready_timeout_s * 1000.0  # from the stream's start; 0: no deadline
+        self.stream_started_at: float | None = None
         self.ended = False
         self.max_reconnects = max_reconnects  # upstream sessions lost and replaced before giving up; 0: none
         self.retry_backoff_s = retry_backoff_s
@@ -89,6 +92,13 @@ class SessionKeeping:
         self.session_opened_at = now
         self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
         return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._flush_buffered())
+
+    def session_answered(self, now: float) -> None:
+        """The first session said it exists (session.created / session.updated): the agent is on the line."""
+        if not self.session_ready:
+            self.session_ready = True
+            if self.stream_started_at is not None:
+                self.stats.upstream_ready_ms = now - self.stream_started_at
 
     # --- the session ends ----------------------------------------------------------------------
 
@@ -149,6 +159,13 @@ class SessionKeeping:
         buffer holds more than a little (its peer is not keeping up)."""
         if self.ended:
             return NOTHING
+        started = self.stream_started_at
+        if (not self.session_ready and self.ready_timeout_ms and started is not None
+                and now - started >= self.ready_timeout_ms):
+            self.stats.upstream_not_ready = True
+            seconds = self.ready_timeout_ms / 1000.0
+            return (Note("upstream_not_ready", "error", {"timeout_s": seconds}),
+                    *self.upstream_failed(f"upstream not ready within {seconds:g} s", now))
         stalled = self._carrier_watch.update(carrier_backed_up, now)
         if stalled is not None:
             self.ended = True
@@ -170,9 +187,15 @@ class SessionKeeping:
             return self.recycle(now)  # only at a quiet moment between turns
         return NOTHING
 
-    def tick_interval_s(self) -> float:
-        """When to tick next: often while a renewal waits for a quiet moment, else about once a second."""
-        return RECYCLE_POLL_S if self._recycle_due else min(1.0, self.stall_timeout_s / 2)
+    def tick_interval_s(self, now: float | None = None) -> float:
+        """When to tick next: often while a renewal waits for a quiet moment, at the ready deadline while
+        the first session is not ready, else about once a second."""
+        interval = RECYCLE_POLL_S if self._recycle_due else min(1.0, self.stall_timeout_s / 2)
+        started = self.stream_started_at
+        if not self.session_ready and self.ready_timeout_ms and started is not None and now is not None:
+            remaining = (started + self.ready_timeout_ms - now) / 1000.0
+            interval = min(interval, max(0.01, remaining))
+        return interval
 
     def _leave_session(self, now: float) -> list[Action]:
         """Forget the session's live state: its playback (cleared at the carrier), response and turn."""

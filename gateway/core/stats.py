@@ -36,6 +36,8 @@ class CallStats:
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
     transcript: list[dict[str, Any]] = field(default_factory=list)  # {role, text, item_id}
     carrier_errors: dict[str, int] = field(default_factory=dict)  # carrier frames ignored, by kind
+    upstream_ready_ms: float | None = None  # from the stream's start to the first session answering
+    upstream_not_ready: bool = False  # the ready deadline passed first
 
     def count_response(self, status: str, usage: dict[str, int] | None) -> None:
         """A response ended; `usage` is tokens by kind (TOKEN_KINDS), as the Realtime face parsed it."""

@@ -68,7 +68,8 @@ class MediaSession:
         self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
                          max_reconnects=settings.max_reconnects, retry_backoff_s=state.upstream.retry_backoff_s,
                          session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
-                         max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks)
+                         max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks,
+                         ready_timeout_s=settings.upstream_ready_timeout_s)
         self.exporter = metrics.CallExporter(self.call.stats)
         self.link: UpstreamLink | None = None  # from the stream's start on
         self.upstream_task: asyncio.Task[None] | None = None
@@ -81,6 +82,7 @@ class MediaSession:
         self.started_at = time.monotonic()
         self.started_wall = datetime.datetime.now(datetime.UTC)
         self.start: StreamStart | None = None
+        self.token_valid = False  # the start carried this call's stream token
         self.log = log.bind(carrier=carrier.name)
         self._loop = asyncio.get_running_loop()
 
@@ -152,6 +154,12 @@ class MediaSession:
             self.log.warning("stream_token_rejected", reason=exc.reason)
             self.end("rejected", f"stream token {exc.reason}")
             return False
+        self.token_valid = True
+        if not state.admit(self, start.call_id):
+            metrics.TOKENS_REJECTED.labels("over_capacity").inc()
+            self.log.warning("call_refused_over_capacity", max_concurrent_calls=state.settings.max_concurrent_calls)
+            self.end("rejected", "over capacity (MAX_CONCURRENT_CALLS)")
+            return False
         try:
             face = RealtimeFace(state.upstream.dialect, state.settings.agent, start.codec)
         except ValueError as exc:
@@ -159,7 +167,7 @@ class MediaSession:
                            error=str(exc))
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
-        self.call.set_codec(start.codec)
+        self.call.stream_started(start.codec, self.now())
         self.log.info("call_started", upstream=state.upstream.describe(), dialect=state.upstream.dialect,
                       codec=start.codec.name)
         self.link = UpstreamLink(state.upstream, face, self.log, self.upstream_event, self.upstream_change)
@@ -197,7 +205,7 @@ class MediaSession:
     async def monitor(self) -> None:
         call = self.call
         while not call.ended:
-            await asyncio.sleep(call.tick_interval_s())
+            await asyncio.sleep(call.tick_interval_s(self.now()))
             link = self.link
             actions = call.tick(self.now(), carrier_backed_up=backed_up(self.carrier_transport),
                                 upstream_backed_up=link is not None and link.backed_up())
@@ -294,8 +302,11 @@ class MediaSession:
 
     async def finish(self) -> None:
         if self.outcome is None:
-            self.end("completed" if self.start else "carrier_error",
-                     "carrier closed the stream" if self.start else "closed before start")
+            if self.start is None:
+                self.end("carrier_error", "closed before start")
+            else:
+                ended = self.call.carrier_closed(self.now(), "carrier closed the stream")
+                self.end(ended.outcome, ended.reason)
         tasks = [t for t in (self.upstream_task, self.monitor_task) if t is not None]
         for task in tasks:
             if not task.done():
@@ -312,6 +323,10 @@ class MediaSession:
             code = 1008 if self.outcome == "rejected" else 1000
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=self.reason[:120].encode())
+        link = self.link
+        if link is not None and not self.call.session_ready and not link.failure_counted:
+            # The upstream never answered: the deadline passed, or the caller gave up first.
+            metrics.UPSTREAM_CONNECT_FAILURES.labels(self.state.upstream.provider).inc()
         self.exporter.flush()
         self.report(time.monotonic() - self.started_at)
 
@@ -360,5 +375,5 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     try:
         await session.run()
     finally:
-        state.call_ended(session)
+        state.call_ended(session, session.start.call_id if session.start and session.token_valid else None)
     return ws

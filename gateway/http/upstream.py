@@ -84,6 +84,7 @@ class UpstreamLink:
         self.on_change = on_change
         self.conn: ClientConnection | None = None  # the current session; None while switching
         self.ready = False  # the first session applied our configuration (session.updated)
+        self.failure_counted = False  # gateway_upstream_connect_failures_total counted this call
         self._switch: tuple[str, str, float] | None = None  # (reason, detail, delay): asked for a new session
         self._opening = 0.0
         self._closing: set[asyncio.Task[None]] = set()
@@ -172,6 +173,7 @@ class UpstreamLink:
             conn = await open_realtime_with_retries(upstream, retrying)
         except UpstreamConnectError as exc:
             metrics.UPSTREAM_CONNECT_FAILURES.labels(upstream.provider).inc()
+            self.failure_counted = True
             self.log.error("upstream_connect_failed", error=str(exc), status=exc.status, attempts=exc.attempts,
                            reconnect=not first)
             await self.on_change(Failed(str(exc) if first else f"reconnect failed: {exc}"))

@@ -41,7 +41,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
         log.warning("webhook_refused", remote=request.remote, carrier=carrier.name, reason=str(exc))
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     log_call = log.bind(call_sid=call.call_id, carrier=carrier.name)
-    if not state.accepting_calls():
+    if not state.reserve(call.call_id):
         metrics.WEBHOOKS.labels("busy").inc()
         log_call.warning("call_refused_busy", draining=state.draining, active=len(state.calls))
         answer = carrier.busy(BUSY_MESSAGE)

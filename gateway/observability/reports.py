@@ -94,6 +94,8 @@ def call_summary(
         "duration_s": round(duration_s, 3),
         "outcome": outcome,
         "reason": reason,
+        # from the stream's start to the first session answering; None: the agent never came on the line
+        "upstream_ready_ms": None if stats.upstream_ready_ms is None else round(stats.upstream_ready_ms),
         "turns": stats.turns,
         "barge_ins": stats.barge_ins,
         "turn_latency_ms": percentiles(stats.turn_latencies_ms),

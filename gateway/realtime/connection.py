@@ -1,4 +1,8 @@
-"""Opening one Realtime WebSocket for a call, with the right URL and headers for the upstream."""
+"""Opening one Realtime WebSocket for a call, with the right URL and headers for the upstream.
+
+Static credentials (API keys) are headers of `Upstream`; a Microsoft Entra ID token is read at connect
+time from the process's token provider (`realtime/entra.py`), which keeps it fresh off the call path.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from websockets.protocol import State
 
 from gateway import __version__
 from gateway.config import Secret, Upstream
+from gateway.realtime import entra
 
 MAX_UPSTREAM_MESSAGE = 8 * 1024 * 1024  # a response.done with a long transcript stays well under this
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -29,10 +34,24 @@ class UpstreamConnectError(Exception):
         self.attempts = 1
 
 
+_AUTH_HINTS = {
+    "entra": {401: "check the Entra ID identity: its tenant, and that it may use this resource",
+              403: "the identity needs the Cognitive Services OpenAI User role on the resource"},
+}
+_KEY_HINTS = {401: "check the API key", 403: "the key may lack access to this model"}
+
+
 async def open_realtime(upstream: Upstream) -> ClientConnection:
     headers = [(name, value.reveal() if isinstance(value, Secret) else value) for name, value in upstream.headers]
     host = urlsplit(upstream.url).hostname or ""
     where = upstream.describe()
+    if upstream.entra_scope:
+        # The cached token; only while none is valid yet, this waits for the provider's next fetch.
+        try:
+            token = await entra.provider_for(upstream.entra_scope).token(upstream.connect_timeout_s)
+        except entra.TokenUnavailable as exc:
+            raise UpstreamConnectError(f"no Microsoft Entra ID token for {where}: {exc}") from None
+        headers.append(("Authorization", f"Bearer {token}"))
     try:
         return await connect(
             upstream.url,
@@ -47,7 +66,7 @@ async def open_realtime(upstream: Upstream) -> ClientConnection:
         )
     except websockets.InvalidStatus as exc:
         status = exc.response.status_code
-        hint = {401: "check the API key", 403: "the key may lack access to this model",
+        hint = {**_KEY_HINTS, **_AUTH_HINTS.get(upstream.auth, {}),
                 404: "check the URL, model or deployment"}.get(status, "")
         raise UpstreamConnectError(f"{where} answered the handshake with HTTP {status}"
                                    + (f" ({hint})" if hint else ""), status=status) from None

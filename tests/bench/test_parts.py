@@ -94,3 +94,10 @@ async def test_minimal_client_speaks_websocket_with_aiohttp() -> None:
         await runner.cleanup()
     assert got == [b"echo:hello", b"echo:" + b"x" * 300, b"echo:" + b"y" * 70_000]
     assert client.close_code == 1000
+
+
+def test_the_per_frame_timer_runs_both_directions():
+    from gateway.bench.perframe import measure
+
+    figures = measure(number=200, repeat=2)
+    assert set(figures) == {"inbound", "outbound"} and all(v > 0 for v in figures.values())

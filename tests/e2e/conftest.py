@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from gateway.app import STATE, GatewayState, create_app
+from gateway.app import STATE, GatewayState, create_app, make_runner
 from gateway.config import load_settings
 from gateway.observability import metrics
 from gateway.sim.echo import EchoLine
@@ -41,7 +41,7 @@ async def start_gateway(echo: EchoLine, dialect: str, **env: str) -> tuple[Gatew
         **env,
     })
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

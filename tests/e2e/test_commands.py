@@ -51,7 +51,8 @@ async def place_call(*args: str, env: dict[str, str]) -> tuple[int, str]:
 async def test_serve_offline_answers_a_simulated_call_and_drains_on_sigterm():
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", env=clean_env(PORT=str(port), TWILIO_AUTH_TOKEN=AUTH_TOKEN),
+        sys.executable, "-m", "gateway", "serve", "--env-file", "none",
+        env=clean_env(PORT=str(port), TWILIO_AUTH_TOKEN=AUTH_TOKEN),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     lines: list[dict] = []
     try:
@@ -95,7 +96,7 @@ async def test_serve_offline_answers_a_simulated_call_and_drains_on_sigterm():
 ])
 async def test_bad_configuration_exits_2_with_a_clear_message(env, message):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", env=clean_env(**env),
+        sys.executable, "-m", "gateway", "serve", "--env-file", "none", env=clean_env(**env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2

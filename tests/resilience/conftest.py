@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import BasicAuth, web
 
-from gateway.app import create_app
+from gateway.app import create_app, make_runner
 from gateway.config import load_settings
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
@@ -25,7 +25,7 @@ async def start_gateway_at(upstream_url: str, **env: str) -> tuple[Gateway, web.
     """The real app on a loopback port, in front of any Realtime server (not only the echo line)."""
     settings = load_settings({"REALTIME_URL": upstream_url, "VAD_SILENCE_DURATION_MS": "300",
                               "VAD_PREFIX_PADDING_MS": "100", **env})
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = make_runner(create_app(settings), settings)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return Gateway(f"http://127.0.0.1:{runner.addresses[0][1]}", runner.app, None), runner  # type: ignore[arg-type]

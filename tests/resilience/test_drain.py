@@ -32,7 +32,7 @@ class ServeProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", env=self.env,
+            sys.executable, "-m", "gateway", "serve", "--env-file", "none", env=self.env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         self._reader = asyncio.create_task(self._read())
         await self.wait_for("gateway_listening")
