@@ -1,8 +1,9 @@
 #!/bin/sh
-# Prints the path of a Python 3.12+ interpreter for the deploy checks (helm-sdkpy needs
-# 3.12), or fails with a message. Tries python3.13 and python3.12 on PATH, then the
-# versions pyenv has installed (whose shims refuse to run unless that version is enabled).
-#   PYTHON_DEPLOY=$(sh deploy/python312.sh) && "$PYTHON_DEPLOY" -m venv .venv-deploy
+# Prints the path of a Python 3.12+ interpreter, or fails with a one-line message. The Makefile
+# builds .venv with it (the gateway and all its checks need 3.12+; helm-sdkpy, which renders the
+# chart in tests/deploy, has that floor too). Tries python3.13, python3.12 and python3 on PATH,
+# then the versions pyenv has installed (whose shims refuse to run unless that version is enabled).
+#   PY=$(sh deploy/python312.sh) && "$PY" -m venv .venv
 ok() {
     "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
 }
@@ -24,5 +25,5 @@ if command -v pyenv >/dev/null 2>&1; then
         done
     done
 fi
-echo "no Python 3.12+ found (the deploy checks need it): install python3.12" >&2
+echo "no Python 3.12 or newer found (tried python3.13, python3.12, python3, pyenv): install python3.12 or python3.13 with its venv module, or run make PYTHON=/path/to/python3.12" >&2
 exit 1

@@ -109,6 +109,7 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app.on_response_prepare.append(_server_header)
+    metrics.initialise_labels(list(settings.carriers), settings.upstream.provider)  # alerts see 0, not nothing
     app[STATE] = GatewayState(
         settings=settings,
         upstream=settings.upstream,

@@ -4,24 +4,44 @@ Labels are bounded (carrier, provider, outcome, status, code, kind, direction); 
 phone number. Per-frame figures are not counted here on the hot path: each call keeps plain numbers
 (`CallStats`) and `CallExporter.flush` adds what is new to the counters, at every scrape and at the
 end of the call.
+
+No `_created` series: prometheus_client's are switched off for the process when this module is imported
+(they doubled the exposition and no dashboard or alert uses them). `initialise_labels` creates the known
+label values of the labelled counters at 0, so `rate()` and alerts see a series before its first
+increment (a counter born at 1 loses that first increment to `rate()`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from gateway.core.stats import TOKEN_KINDS, CallStats
 
+disable_created_metrics()  # process-wide (PROMETHEUS_DISABLE_CREATED_SERIES does the same before import)
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+# The label values known in advance, created at 0 by initialise_labels.
+CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned")
+WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy")
+TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
+                        "bad_handshake_signature", "over_capacity")
+DROP_REASONS = ("buffer_overflow", "stale_delta", "rate_limited")
+AUDIO_DIRECTIONS = ("inbound", "outbound")
+FALLBACK_RESULTS = ("redirected", "failed", "unconfigured")
+STALL_SIDES = ("carrier", "upstream")
+RECONNECT_REASONS = ("closed", "server_error", "session_expired", "stalled", "recycle")
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls with an open carrier media stream.", registry=REGISTRY)
 CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provider and outcome "
-                "(completed, rejected, upstream_error, carrier_error, timeout, drained).",
+                "(completed, rejected, upstream_error, carrier_error, timeout, drained; abandoned: the caller "
+                "hung up before the upstream session was ever ready).",
                 ["carrier", "provider", "outcome"], registry=REGISTRY)
 CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
                           buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
@@ -29,9 +49,10 @@ WEBHOOKS = Counter("gateway_webhook_requests_total", "Voice webhook requests by 
                    "(accepted, forbidden, bad_request, busy).", ["result"], registry=REGISTRY)
 TOKENS_REJECTED = Counter("gateway_stream_tokens_rejected_total", "Media streams refused before any upstream "
                           "session was opened, by reason.", ["reason"], registry=REGISTRY)
-UPSTREAM_CONNECT = Histogram("gateway_upstream_connect_seconds", "Realtime WebSocket handshake time until "
-                             "the socket is open, by provider.", ["provider"], buckets=LATENCY_BUCKETS,
-                             registry=REGISTRY)
+UPSTREAM_CONNECT = Histogram("gateway_upstream_connect_seconds", "Time to a ready Realtime session, by "
+                             "provider: from starting the WebSocket handshake (retries included) to "
+                             "session.updated, i.e. the handshake plus our session configuration applied.",
+                             ["provider"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
 UPSTREAM_CONNECT_FAILURES = Counter("gateway_upstream_connect_failures_total", "Realtime sessions that could "
                                     "not be opened, by provider.", ["provider"], registry=REGISTRY)
 TURN_LATENCY = Histogram("gateway_turn_latency_seconds", "From the caller's end of speech (speech_stopped, "
@@ -79,6 +100,38 @@ SEND_STALLS = Counter("gateway_send_stalls_total", "Sockets given up because the
                       "within SEND_STALL_TIMEOUT_S, by side (carrier, upstream).", ["side"], registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
+
+
+def initialise_labels(carriers: Iterable[str], provider: str) -> None:
+    """Create every known label value of the labelled counters at 0 (idempotent).
+
+    A labelled series appears only when it is first touched: without this, alerts on error counters see
+    no series until the first error, and `rate()` misses the increment that creates a series.
+    """
+    carriers = tuple(carriers)
+    for carrier in carriers:
+        for outcome in CALL_OUTCOMES:
+            CALLS.labels(carrier, provider, outcome)
+    for result in WEBHOOK_RESULTS:
+        WEBHOOKS.labels(result)
+    for reason in TOKEN_REJECT_REASONS:
+        TOKENS_REJECTED.labels(reason)
+    UPSTREAM_CONNECT_FAILURES.labels(provider)
+    UPSTREAM_CONNECT_RETRIES.labels(provider)
+    for reason in DROP_REASONS:
+        FRAMES_DROPPED.labels(reason)
+    for direction in AUDIO_DIRECTIONS:
+        AUDIO_FRAMES.labels(direction)
+        AUDIO_SECONDS.labels(direction)
+    for result in FALLBACK_RESULTS:
+        FALLBACKS.labels(result)
+    for side in STALL_SIDES:
+        SEND_STALLS.labels(side)
+    for reason in RECONNECT_REASONS:
+        UPSTREAM_RECONNECTS.labels(reason)
+    for kind in TOKEN_KINDS:
+        REALTIME_TOKENS.labels(kind)
+
 
 _CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
 _MAX_CODES = 64

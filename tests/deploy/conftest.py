@@ -5,9 +5,11 @@ Install talks to an API server. So each render starts a loopback FakeKubeAPIServ
 runs `helm install` (and an upgrade) against it in a child process (helm_worker.py)
 and takes the objects Helm created from the server's recording.
 
-These checks need `deploy/requirements-check.txt` on Python 3.12+: `make test-deploy`
-builds that environment (.venv-deploy). Elsewhere they skip and say so; inside
-.venv-deploy (or with DEPLOY_CHECKS_STRICT=1) a missing tool is a failure instead.
+These checks need `deploy/requirements-check.txt` (which `make test` installs in .venv with
+the rest) and, for the alert-rule tests, promtool (Debian's `prometheus` package). Where one
+of them is missing, the checks that need it skip, all with one message naming everything
+missing, so pytest's summary shows a single SKIPPED line. With DEPLOY_CHECKS_STRICT=1 or
+CI=true (.ci/run sets the first, CI runners the second) a missing tool is a failure instead.
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ CHART = REPO / "helm"
 DEPLOY = REPO / "deploy"
 WORKER = Path(__file__).with_name("helm_worker.py")
 
-RUN_HINT = "run `make test-deploy` (needs python3.12)"
+# What the deploy checks use that may be missing, and how to get it.
+PACKAGES = {"helm_sdkpy": "helm-sdkpy", "yaml": "PyYAML", "kubernetes_validate": "kubernetes-validate",
+            "yamllint": "yamllint"}
+PACKAGES_HINT = "`make test` installs them from deploy/requirements-check.txt"
+PROMTOOL_HINT = "`apt-get install prometheus`: Debian's package ships it"
+MIN_PYTHON = (3, 12)  # helm-sdkpy's floor
 
 # Kubernetes versions the fake API server reports: the chart's minimum, and a recent one.
 KUBE_MIN = "v1.27.0"
@@ -106,25 +113,70 @@ def defined_metrics() -> dict[str, str]:
 HELM_TIMEOUT_S = 90
 
 
-def _strict() -> bool:
-    return os.environ.get("DEPLOY_CHECKS_STRICT") == "1" or Path(sys.prefix).name == ".venv-deploy"
+def strict() -> bool:
+    """In CI a deploy check never skips: a missing tool fails it."""
+    return os.environ.get("DEPLOY_CHECKS_STRICT") == "1" or os.environ.get("CI", "").lower() == "true"
 
 
-def require(*modules: str, python: tuple[int, int] | None = None) -> None:
-    """Skip (or, in the deploy environment, fail) unless the interpreter and modules fit."""
-    problems = []
+def _missing() -> dict[str, str]:
+    """What the deploy checks use and this environment lacks (looked up once): name -> how to get it."""
+    missing = {}
+    if sys.version_info < MIN_PYTHON:
+        missing["python"] = (f"Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ (this is {sys.version.split()[0]}; "
+                             "`make test` builds .venv with one)")
+    for module, package in PACKAGES.items():
+        if importlib.util.find_spec(module) is None:
+            missing[module] = f"{package} ({PACKAGES_HINT})"
+    if shutil.which("promtool") is None:
+        missing["promtool"] = f"promtool ({PROMTOOL_HINT})"
+    return missing
+
+
+def _skip_message(missing: dict[str, str]) -> str:
+    parts = [missing["python"]] if "python" in missing else []
+    packages = [package for module, package in PACKAGES.items() if module in missing]
+    if packages:
+        parts.append(f"{', '.join(packages)} ({PACKAGES_HINT})")
+    if "promtool" in missing:
+        parts.append(missing["promtool"])
+    return "deploy checks skipped, missing " + "; ".join(parts)
+
+
+MISSING = _missing()
+# One message for every skip, whatever each test needed, so that pytest's summary folds them into
+# a single "SKIPPED [n]" line.
+SKIP_MESSAGE = _skip_message(MISSING)
+
+
+def require(*needs: str, python: tuple[int, int] | None = None) -> None:
+    """Skip (or, in CI, fail) unless the modules (or "promtool") and the interpreter are there."""
+    lacking = [MISSING[n] for n in needs if n in MISSING]
     if python and sys.version_info < python:
-        problems.append(f"Python {python[0]}.{python[1]}+ (this is {sys.version.split()[0]})")
-    problems += [m for m in modules if importlib.util.find_spec(m) is None]
-    if problems:
-        message = f"deploy check needs {', '.join(problems)}: {RUN_HINT}"
-        if _strict():
-            pytest.fail(message)
-        pytest.skip(message)
+        lacking.append(MISSING.get("python", f"Python {python[0]}.{python[1]}+"))
+    if not lacking:
+        return
+    if strict():
+        pytest.fail("deploy check cannot run (DEPLOY_CHECKS_STRICT or CI: no skipping), missing " + "; ".join(lacking))
+    pytest.skip(SKIP_MESSAGE)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Report every skip of a missing deploy tool at one place, so `-ra` folds them into one line
+    ("SKIPPED [n] tests/deploy/conftest.py:…: deploy checks skipped, missing …") instead of one per test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and SKIP_MESSAGE in str(report.longrepr[2]):
+        report.longrepr = (str(Path(__file__)), require.__code__.co_firstlineno, report.longrepr[2])
 
 
 def require_helm() -> None:
-    require("helm_sdkpy", "yaml", python=(3, 12))
+    require("helm_sdkpy", "yaml", python=MIN_PYTHON)
+
+
+def require_promtool() -> str:
+    require("promtool")
+    return shutil.which("promtool") or "promtool"
 
 
 def load_yaml_all(text: str) -> list[dict[str, Any]]:

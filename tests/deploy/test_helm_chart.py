@@ -463,3 +463,68 @@ def test_manifest_parses_as_plain_yaml(rendered: Render) -> None:
     """The release manifest (what `helm template` would print) is valid YAML with one object per document."""
     assert all(isinstance(doc, dict) and doc.get("kind") for doc in rendered.manifest)
     assert len(rendered.manifest) == len(rendered.objects)
+
+
+# -- NetworkPolicy egress ----------------------------------------------------------------------
+
+
+def _egress(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return policy["spec"]["egress"]
+
+
+def test_network_policy_allows_dns_and_the_listed_ports(helm: HelmHarness) -> None:
+    for name, ports in (("all-on", [443, 8443]), ("production", [443])):
+        policy = helm.render(name).one("NetworkPolicy")
+        dns, listed, *extra = _egress(policy)
+        assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+        assert [(p["port"], p["protocol"]) for p in listed["ports"]] == [(port, "TCP") for port in ports]
+        assert "to" not in listed, "the listed ports are open towards any address"
+        assert not extra
+    assert "egressPorts" in (CHART / "values.yaml").read_text()
+
+
+def test_network_policy_takes_more_ports_ranges_and_rules(helm: HelmHarness) -> None:
+    """CALL_REPORT_URL, tool servers and proxies may listen on ports other than 443."""
+    require("kubernetes_validate")
+    import kubernetes_validate
+
+    extra_rule = {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 3128, "protocol": "TCP"}]}
+    _, server = helm.install({"networkPolicy": {
+        "enabled": True,
+        "egressPorts": [443, 8080, {"port": 9000, "endPort": 9010}, {"port": 5060, "protocol": "UDP"}],
+        "extraEgress": [extra_rule],
+    }}, release="egress")
+    (policy,) = [o for o in server.created_manifests() if o["kind"] == "NetworkPolicy"]
+    _dns, listed, extra = _egress(policy)
+    assert listed["ports"] == [{"port": 443, "protocol": "TCP"}, {"port": 8080, "protocol": "TCP"},
+                               {"port": 9000, "endPort": 9010, "protocol": "TCP"},
+                               {"port": 5060, "protocol": "UDP"}]
+    assert extra == extra_rule
+    kubernetes_validate.validate(policy, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_network_policy_refuses_a_port_entry_without_a_port(helm: HelmHarness) -> None:
+    with pytest.raises(HelmFailed, match="egressPorts"):
+        helm.install({"networkPolicy": {"enabled": True, "egressPorts": [{"endPort": 9010}]}}, release="bad")
+
+
+# -- operator documentation ----------------------------------------------------------------------
+
+
+def test_docs_say_how_to_build_and_push_the_image() -> None:
+    """The default image repository is a placeholder: values.yaml and deploy/README.md say how to make one."""
+    values = (CHART / "values.yaml").read_text()
+    readme = (DEPLOY / "README.md").read_text()
+    for text in (values, readme):
+        assert "docker build -f deploy/Dockerfile" in text and "docker push" in text
+    assert "image.repository" in readme and "image.tag" in readme
+
+
+def test_docs_give_sizing_from_the_benchmark() -> None:
+    values = (CHART / "values.yaml").read_text()
+    readme = (DEPLOY / "README.md").read_text()
+    for text in (values, readme):
+        assert "docs/benchmarks.md" in text
+        assert re.search(r"ms\s+of\s+CPU\s+per\s+call-second", text), "CPU per call-second"
+        assert re.search(r"KB\s+(of\s+memory\s+)?per\s+call", text), "memory per call"
+        assert re.search(r"one\s+machine", text), "say that the figures are one machine's"
