@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.carriers.base import Carrier
+from gateway.carriers.signalwire.carrier import SignalWireCarrier
 from gateway.carriers.twilio.carrier import TwilioCarrier
 from gateway.env import Env, Secret
 
 CARRIERS: dict[str, type[Carrier]] = {
     "twilio": TwilioCarrier,
+    "signalwire": SignalWireCarrier,
 }
 DEFAULT_CARRIER = "twilio"  # what the /voice and /media aliases serve
 

@@ -1,4 +1,5 @@
-"""``python -m gateway call``: place one simulated Twilio call against a running gateway and report on it."""
+"""``python -m gateway call``: place one simulated call (Twilio or SignalWire) against a running gateway and
+report on it."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ from typing import Any
 import orjson
 
 from gateway.sim.audio import BYTES_PER_MS, SPEECH_DBFS, speech_like, write_ulaw_as_wav
-from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
+from gateway.sim.caller import DIALECTS, CallReport, CallScript, SimulatedCaller
 from gateway.sim.wav import read_wav_as_ulaw
 
 DEFAULT_UTTERANCE_MS = 1200
 MARK_EVENTS = frozenset({"mark_received", "mark_echoed", "mark_flushed"})  # ~15 per answer second: -v only
+SIGNING_SECRET = {"twilio": "TWILIO_AUTH_TOKEN", "signalwire": "SIGNALWIRE_SIGNING_KEY"}  # --auth-token's default
+CARRIER_NAMES = {"twilio": "Twilio", "signalwire": "SignalWire"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default_url = f"http://127.0.0.1:{os.environ.get('PORT') or 8080}"
-    parser.add_argument("--url", default=default_url, help="gateway base URL; the call POSTs {url}/voice/twilio "
-                        f"(default: {default_url}, the port from $PORT when set)")
+    parser.add_argument("--url", default=default_url, help="gateway base URL; the call POSTs "
+                        f"{{url}}/voice/<carrier> (default: {default_url}, the port from $PORT when set)")
+    parser.add_argument("--carrier", choices=sorted(DIALECTS), default="twilio",
+                        help="the carrier to impersonate: its webhook route, signature header and id shapes "
+                        "(default: twilio)")
     parser.add_argument("--audio", metavar="IN.wav", help="what the caller says: a WAV file, PCM 8/16/24/32-bit, "
                         "float, μ-law or A-law (plain or extensible), any rate and channels; sent as 8 kHz mono "
                         f"μ-law (default: a synthetic {DEFAULT_UTTERANCE_MS / 1000:.1f} s speech-like utterance)")
@@ -32,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "start to the hang-up, with idle gaps as silence at their real positions")
     parser.add_argument("--barge-in-after", type=float, metavar="MS", help="start the next utterance MS ms "
                         "into the agent's audio instead of waiting for it to finish")
-    parser.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
-                        help="sign the webhook and the WebSocket handshake like Twilio "
-                        "(default: $TWILIO_AUTH_TOKEN; unsigned when empty)")
+    parser.add_argument("--auth-token", default=None,
+                        help="sign the webhook (and, for Twilio, the WebSocket handshake) like the carrier: "
+                        "Twilio's auth token or SignalWire's Signing Key (default: $TWILIO_AUTH_TOKEN, or "
+                        "$SIGNALWIRE_SIGNING_KEY with --carrier signalwire; unsigned when empty)")
     parser.add_argument("--from", dest="from_", default="+15005550006", help="caller number (From)")
     parser.add_argument("--to", default="+15005550001", help="called number (To)")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on the call, s (default 60)")
@@ -67,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         utterance = speech_like(DEFAULT_UTTERANCE_MS)
     script = CallScript(utterances=[utterance] * args.turns, barge_in_after_ms=args.barge_in_after,
                         max_call_ms=args.timeout * 1000.0)
-    caller = SimulatedCaller(args.url, auth_token=args.auth_token or None, from_=args.from_, to=args.to,
-                             connect_timeout_s=min(10.0, args.timeout))
+    carrier = getattr(args, "carrier", "twilio")
+    token = args.auth_token if args.auth_token is not None else os.environ.get(SIGNING_SECRET[carrier])
+    caller = SimulatedCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
+                             connect_timeout_s=min(10.0, args.timeout), carrier=carrier)
     try:
         report = asyncio.run(asyncio.wait_for(caller.run(script), args.timeout + 15.0))
     except TimeoutError:
@@ -81,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             write_ulaw_as_wav(args.record, report.heard_timeline)
         except OSError as exc:
             return _fail(f"cannot write {args.record}: {exc}")
-    hint = refusal_hint(report, args.url, signed=bool(args.auth_token))
+    hint = refusal_hint(report, args.url, signed=bool(token), carrier=carrier)
     print(orjson.dumps(report_as_json(report, hint), option=orjson.OPT_INDENT_2).decode() if args.json
           else format_report(report, hint=hint, verbose=args.verbose))
     return 0 if report.webhook_status == 200 and report.turn_latencies_ms else 1
@@ -122,8 +131,9 @@ def stream_started(r: CallReport) -> bool:
     return any(name == "start_sent" for _, name, _ in r.events)
 
 
-def refusal_hint(r: CallReport, url: str, *, signed: bool) -> str | None:
+def refusal_hint(r: CallReport, url: str, *, signed: bool, carrier: str = "twilio") -> str | None:
     """Why the call never got a media stream, and what to do about it; None when it did."""
+    secret, name = SIGNING_SECRET[carrier], CARRIER_NAMES[carrier]
     status = r.webhook_status
     if stream_started(r) or status == 0:
         if r.closed_by != "gateway" or any(a is not None for a in r.answer_starts_ms):
@@ -132,17 +142,17 @@ def refusal_hint(r: CallReport, url: str, *, signed: bool) -> str | None:
             return ("the gateway refused the media stream (close code 1008): its log says why, usually the "
                     "stream token (expired, replayed, or minted by a gateway with another STREAM_TOKEN_SECRET)")
         return f"the gateway closed the media stream (code {r.close_code}) before any answer: its log says why"
-    webhook = f"{url.rstrip('/')}/voice/twilio"
+    webhook = f"{url.rstrip('/')}/voice/{carrier}"
     said = " ".join(r.twiml.split())[:120]
     if status == 403:
         if not signed:
-            return ("the webhook refused the call (HTTP 403): set --auth-token (or TWILIO_AUTH_TOKEN) to the "
-                    "gateway's TWILIO_AUTH_TOKEN")
+            return (f"the webhook refused the call (HTTP 403): set --auth-token (or {secret}) to the "
+                    f"gateway's {secret}")
         return ("the webhook refused the call (HTTP 403): the signature does not match; --auth-token must be "
-                "the gateway's TWILIO_AUTH_TOKEN, and --url the address the gateway signs against (its "
+                f"the gateway's {secret}, and --url the address the gateway signs against (its "
                 "PUBLIC_URL when set)")
     if status in (404, 405):
-        return (f"nothing answers a Twilio webhook at {webhook} (HTTP {status}): --url must be the gateway's "
+        return (f"nothing answers a {name} webhook at {webhook} (HTTP {status}): --url must be the gateway's "
                 "base URL, e.g. http://127.0.0.1:8080")
     if status == 400:
         return (f"the webhook refused the call as malformed (HTTP 400: {said or 'no reason given'}): the "

@@ -1,9 +1,14 @@
-"""A simulated Twilio caller: the voice webhook, then a bidirectional Media Stream, byte-exact on the wire.
+"""A simulated Twilio (or SignalWire) caller: the voice webhook, then a bidirectional Media Stream, byte-exact.
 
 It speaks Twilio's protocol (protocol reference §4): signed form POST to ``/voice``, TwiML
 ``<Connect><Stream>``, a signed WebSocket handshake, ``connected`` / ``start`` / 20 ms ``media`` frames paced
 on the loop clock / ``stop``; and it plays the gateway's audio with Twilio's playback model
 (:class:`~gateway.sim.playback.TwilioPlayback`): marks echoed when their audio has played, ``clear`` flushes.
+
+``carrier="signalwire"`` speaks SignalWire's copy of that protocol (its cXML ``<Stream>`` reference): UUIDs
+for the call, account and stream ids, the webhook signed in ``X-SignalWire-Signature`` with the Signing Key
+(same HMAC-SHA1 scheme), no handshake signature, ``connected`` version 0.2.0, and ``start`` / ``media`` /
+``stop`` without a top-level ``streamSid``, as its examples show them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import binascii
 import contextlib
 import ipaddress
 import secrets
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +82,23 @@ def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+@dataclass(frozen=True)
+class CarrierDialect:
+    """What differs between the carriers that speak Twilio's protocol."""
+
+    signature_header: str
+    uuid_ids: bool  # CallSid, AccountSid and StreamSid are UUIDs (else CA.../AC.../MZ... hex)
+    signs_handshake: bool  # the media WebSocket handshake carries the signature header
+    stream_sid_on_every_frame: bool  # start, media and stop carry a top-level streamSid
+    version: str  # of the `connected` message
+
+
+DIALECTS = {
+    "twilio": CarrierDialect("X-Twilio-Signature", False, True, True, "1.0.0"),
+    "signalwire": CarrierDialect("X-SignalWire-Signature", True, False, False, "0.2.0"),
+}
+
+
 def is_loopback_url(url: str) -> bool:
     """A URL naming this machine (localhost, 127.0.0.0/8, ::1): nothing a carrier could reach anyway."""
     host = urlsplit(url).hostname or ""
@@ -90,14 +113,19 @@ def is_loopback_url(url: str) -> bool:
 class SimulatedCaller:
     def __init__(self, gateway_url: str, *, auth_token: str | None = None, from_: str = "+15005550006",
                  to: str = "+15005550001", call_sid: str | None = None, media_url: str | None = None,
-                 connect_timeout_s: float = 10.0, webhook_path: str = "/voice/twilio") -> None:
+                 connect_timeout_s: float = 10.0, webhook_path: str | None = None, carrier: str = "twilio") -> None:
+        if carrier not in DIALECTS:
+            raise ValueError(f"carrier must be one of {', '.join(DIALECTS)} (got {carrier!r})")
+        self.carrier, self.dialect = carrier, DIALECTS[carrier]
         self.gateway_url = gateway_url.rstrip("/")
-        self.webhook_path = webhook_path  # the gateway's Twilio webhook; "/voice" is the older alias
-        self.auth_token = auth_token
+        # the gateway's webhook for this carrier; "/voice" is the older alias of Twilio's
+        self.webhook_path = webhook_path or f"/voice/{carrier}"
+        self.auth_token = auth_token  # Twilio's auth token, or SignalWire's Signing Key
         self.from_, self.to = from_, to
-        self.call_sid = call_sid or _sid("CA")
-        self.account_sid = _sid("AC")
-        self.stream_sid = _sid("MZ")
+        uuids = self.dialect.uuid_ids
+        self.call_sid = call_sid or (str(uuid.uuid4()) if uuids else _sid("CA"))
+        self.account_sid = str(uuid.uuid4()) if uuids else _sid("AC")
+        self.stream_sid = str(uuid.uuid4()) if uuids else _sid("MZ")
         self.media_url = media_url
         self.connect_timeout_s = connect_timeout_s
         self.report = CallReport(call_sid=self.call_sid, stream_sid=self.stream_sid)
@@ -137,7 +165,7 @@ class SimulatedCaller:
 
     # ------------------------------------------------------------------ webhook
     async def webhook(self) -> tuple[int, str]:
-        """POST the webhook like Twilio (form-encoded, signed when a token is set); return (status, body)."""
+        """POST the webhook like the carrier (form-encoded, signed when a token is set); return (status, body)."""
         url = f"{self.gateway_url}{self.webhook_path}"
         params = {
             "CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.from_, "To": self.to,
@@ -146,7 +174,8 @@ class SimulatedCaller:
         }
         headers = {}
         if self.auth_token:
-            headers["X-Twilio-Signature"] = RequestValidator(self.auth_token).compute_signature(url, params)
+            signature = RequestValidator(self.auth_token).compute_signature(url, params)
+            headers[self.dialect.signature_header] = signature
         async with self._http().post(url, data=params, headers=headers) as resp:
             body = await resp.text()
             status = resp.status
@@ -196,24 +225,28 @@ class SimulatedCaller:
         self.stream_url, params = self._parse_twiml(body)
         self.report.stream_parameters = params
         headers = {}
-        if self.auth_token:
+        if self.auth_token and self.dialect.signs_handshake:
             sig = RequestValidator(self.auth_token).compute_signature(self.stream_url, {})
-            headers["X-Twilio-Signature"] = sig
+            headers[self.dialect.signature_header] = sig
         self._ws = await self._http().ws_connect(
             self._socket_url(self.stream_url), headers=headers, autoping=True,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
         )
         self._event("stream_connected", url=self.stream_url)
-        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"}, seq=False)
+        await self._send({"event": "connected", "protocol": "Call", "version": self.dialect.version}, seq=False)
         self._t0 = asyncio.get_running_loop().time()
         start = {
             "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
             "tracks": ["inbound"], "customParameters": params,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
-        await self._send({"event": "start", "start": start, "streamSid": self.stream_sid})
+        await self._send({"event": "start", "start": start, **self._sid_field()})
         self._event("start_sent")
         self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+
+    def _sid_field(self) -> dict[str, str]:
+        """The top-level streamSid of start, media and stop, where the carrier sends one."""
+        return {"streamSid": self.stream_sid} if self.dialect.stream_sid_on_every_frame else {}
 
     async def _send(self, *msgs: dict[str, Any], seq: bool = True) -> None:
         """Send in order; sequence numbers are assigned under the lock, so they follow the wire order."""
@@ -244,7 +277,7 @@ class SimulatedCaller:
         self._stop_sent = True
         self.report.closed_by = self.report.closed_by or "caller"
         stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
-        await self._send({"event": "stop", "streamSid": self.stream_sid, "stop": stop})
+        await self._send({"event": "stop", **self._sid_field(), "stop": stop})
         self._event("stop_sent")
 
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
@@ -400,7 +433,7 @@ class SimulatedCaller:
                 break
             media = {"track": "inbound", "chunk": str(k + 1), "timestamp": str(t),
                      "payload": base64.b64encode(frame).decode("ascii")}
-            await self._send({"event": "media", "media": media, "streamSid": self.stream_sid})
+            await self._send({"event": "media", "media": media, **self._sid_field()})
             self.report.frames_sent += 1
             if ends_utterance:
                 self._event("utterance_end", index=index, at_ms=t + FRAME_MS)

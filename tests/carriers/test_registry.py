@@ -2,6 +2,8 @@
 
 from gateway.carriers import registry
 from gateway.carriers.base import Carrier
+from gateway.carriers.signalwire.carrier import SignalWireCarrier
+from gateway.carriers.signalwire.settings import SignalWireSettings
 from gateway.carriers.twilio.carrier import TwilioCarrier
 from gateway.carriers.twilio.settings import TwilioSettings
 from gateway.env import Env, Secret
@@ -10,7 +12,7 @@ ACCOUNT = "AC" + "ab" * 16
 
 
 def test_names():
-    assert registry.CARRIERS == {"twilio": TwilioCarrier}
+    assert registry.CARRIERS == {"twilio": TwilioCarrier, "signalwire": SignalWireCarrier}
     assert registry.DEFAULT_CARRIER in registry.CARRIERS
     for name, carrier in registry.CARRIERS.items():
         assert issubclass(carrier, Carrier) and carrier.name == name
@@ -18,9 +20,11 @@ def test_names():
 
 def test_load_settings_and_build():
     settings = registry.load_settings(Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT}))
-    assert settings == {"twilio": TwilioSettings(auth_token=Secret("tok"), account_sid=ACCOUNT)}
+    assert settings == {"twilio": TwilioSettings(auth_token=Secret("tok"), account_sid=ACCOUNT),
+                        "signalwire": SignalWireSettings()}
     carriers = registry.build(settings)
-    assert list(carriers) == ["twilio"]
+    assert list(carriers) == ["twilio", "signalwire"]
+    assert isinstance(carriers["signalwire"], SignalWireCarrier) and not carriers["signalwire"].signs_webhooks
     assert isinstance(carriers["twilio"], TwilioCarrier) and carriers["twilio"].settings is settings["twilio"]
     assert carriers["twilio"].signs_webhooks
 

@@ -63,18 +63,11 @@ class TwilioCarrier(Carrier):
 
     def inbound_call(self, request: WebhookRequest) -> InboundCall:
         """The call's fields from the form of a POST or the query of a GET (§4.6)."""
-        method = request.method.upper()
-        fields = request.form if method == "POST" else request.query if method == "GET" else _NO_FIELDS
+        fields = webhook.webhook_fields(request)
         call_sid = fields.get("CallSid") or ""
         if not webhook.call_sid_valid(call_sid):
             raise WebhookRefused("bad_request", "CallSid is missing or malformed")
-        return InboundCall(
-            call_id=call_sid,
-            account_id=fields.get("AccountSid") or None,
-            from_number=fields.get("From") or None,
-            to_number=fields.get("To") or None,
-            direction=fields.get("Direction") or None,
-        )
+        return webhook.inbound_call(fields, call_sid, fields.get("AccountSid") or None)
 
     def answer(self, call: InboundCall, stream_url: str, parameters: dict[str, str]) -> Answer:
         """`<Connect><Stream>`, with `parameters` as `<Parameter>`s: they come back in the stream's start."""

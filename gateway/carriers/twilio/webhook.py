@@ -19,7 +19,7 @@ from twilio.request_validator import (
 )
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-from gateway.carriers.base import Fallback
+from gateway.carriers.base import Fallback, InboundCall, WebhookRequest
 from gateway.env import Secret
 
 PARAMETER_MAX_CHARS = 200  # per <Parameter> value; Twilio caps name + value at 500 characters
@@ -128,3 +128,16 @@ def handshake_signature_valid(auth_token: Secret | None, stream_url: str, header
 def call_sid_valid(sid: str | None) -> bool:
     """A webhook's CallSid as the gateway accepts it: CA..., at most 64 characters."""
     return sid is not None and sid.startswith("CA") and len(sid) <= CALL_SID_MAX_CHARS
+
+
+def webhook_fields(request: WebhookRequest) -> Mapping[str, str]:
+    """Where a TwiML-family webhook (Twilio, SignalWire) carries the call: the form of a POST, the query
+    of a GET (protocol-reference.md §4.6)."""
+    method = request.method.upper()
+    return request.form if method == "POST" else request.query if method == "GET" else {}
+
+
+def inbound_call(fields: Mapping[str, str], call_sid: str, account_sid: str | None) -> InboundCall:
+    """The call a TwiML-family webhook describes, once its ids are checked by the carrier."""
+    return InboundCall(call_id=call_sid, account_id=account_sid, from_number=fields.get("From") or None,
+                       to_number=fields.get("To") or None, direction=fields.get("Direction") or None)
