@@ -230,9 +230,11 @@ class MediaSession:
                     frames = link.face.encode(action)
                     if type(frames) is bytes:
                         await link.send(frames)
-                    else:
+                    else:  # a restored conversation: one item per turn, in order
                         for frame in frames:
                             await link.send(frame)
+                        if frames:
+                            self.log.info("conversation_restored", turns=len(frames))
             else:
                 await self.control(action)
 
