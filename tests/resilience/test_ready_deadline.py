@@ -25,13 +25,10 @@ async def test_an_upstream_that_never_answers_the_handshake_gets_the_fallback_at
         await (await echo.wait_for_session(0)).wait_for_event("session.update")
         faulty.mode = "silent"  # accepted, never answered
         caller = SimulatedCaller(gw.url, auth_token=AUTH_TOKEN)
-        loop = asyncio.get_running_loop()
         await caller.connect()
-        started = loop.time()
-        assert await caller.wait_closed(5) == 1000
-        waited = loop.time() - started
+        assert await caller.wait_closed(5) == 1000  # well before one 10 s attempt could have ended
         await caller.close()
-        assert 0.9 <= waited < 3.0, waited  # the deadline, not the 10 s handshake timeout
+        assert len(faulty.connections) == 2  # the bystander's, then the one attempt the deadline cut short
         (request,) = twilio_rest.requests
         assert request["call"] == caller.call_sid and APOLOGY in request["twiml"]
         assert sample("gateway_upstream_connect_failures_total", {"provider": "custom"}) == failures + 1
