@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.carriers.base import Carrier
+from gateway.carriers.plivo.carrier import PlivoCarrier
 from gateway.carriers.signalwire.carrier import SignalWireCarrier
 from gateway.carriers.twilio.carrier import TwilioCarrier
 from gateway.env import Env, Secret
@@ -17,6 +18,7 @@ from gateway.env import Env, Secret
 CARRIERS: dict[str, type[Carrier]] = {
     "twilio": TwilioCarrier,
     "signalwire": SignalWireCarrier,
+    "plivo": PlivoCarrier,
 }
 DEFAULT_CARRIER = "twilio"  # what the /voice and /media aliases serve
 

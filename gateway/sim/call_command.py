@@ -1,4 +1,4 @@
-"""``python -m gateway call``: place one simulated call (Twilio or SignalWire) against a running gateway and
+"""``python -m gateway call``: place one simulated call (Twilio, SignalWire or Plivo) against a running gateway and
 report on it."""
 
 from __future__ import annotations
@@ -15,19 +15,22 @@ import orjson
 
 from gateway.sim.audio import BYTES_PER_MS, SPEECH_DBFS, speech_like, write_ulaw_as_wav
 from gateway.sim.caller import DIALECTS, CallReport, CallScript, SimulatedCaller
+from gateway.sim.plivo_caller import PlivoCaller
 from gateway.sim.wav import read_wav_as_ulaw
 
 DEFAULT_UTTERANCE_MS = 1200
 MARK_EVENTS = frozenset({"mark_received", "mark_echoed", "mark_flushed"})  # ~15 per answer second: -v only
-SIGNING_SECRET = {"twilio": "TWILIO_AUTH_TOKEN", "signalwire": "SIGNALWIRE_SIGNING_KEY"}  # --auth-token's default
-CARRIER_NAMES = {"twilio": "Twilio", "signalwire": "SignalWire"}
+SIGNING_SECRET = {"twilio": "TWILIO_AUTH_TOKEN", "signalwire": "SIGNALWIRE_SIGNING_KEY",  # --auth-token's default
+                  "plivo": "PLIVO_AUTH_TOKEN"}
+CARRIER_NAMES = {"twilio": "Twilio", "signalwire": "SignalWire", "plivo": "Plivo"}
+CARRIERS = sorted([*DIALECTS, "plivo"])  # Plivo speaks its own protocol (sim/plivo_caller.py)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default_url = f"http://127.0.0.1:{os.environ.get('PORT') or 8080}"
     parser.add_argument("--url", default=default_url, help="gateway base URL; the call POSTs "
                         f"{{url}}/voice/<carrier> (default: {default_url}, the port from $PORT when set)")
-    parser.add_argument("--carrier", choices=sorted(DIALECTS), default="twilio",
+    parser.add_argument("--carrier", choices=CARRIERS, default="twilio",
                         help="the carrier to impersonate: its webhook route, signature header and id shapes "
                         "(default: twilio)")
     parser.add_argument("--audio", metavar="IN.wav", help="what the caller says: a WAV file, PCM 8/16/24/32-bit, "
@@ -40,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "into the agent's audio instead of waiting for it to finish")
     parser.add_argument("--auth-token", default=None,
                         help="sign the webhook (and, for Twilio, the WebSocket handshake) like the carrier: "
-                        "Twilio's auth token or SignalWire's Signing Key (default: $TWILIO_AUTH_TOKEN, or "
-                        "$SIGNALWIRE_SIGNING_KEY with --carrier signalwire; unsigned when empty)")
+                        "Twilio's auth token, SignalWire's Signing Key or Plivo's Auth Token (default: "
+                        "$TWILIO_AUTH_TOKEN, $SIGNALWIRE_SIGNING_KEY with --carrier signalwire, "
+                        "$PLIVO_AUTH_TOKEN with --carrier plivo; unsigned when empty)")
     parser.add_argument("--from", dest="from_", default="+15005550006", help="caller number (From)")
     parser.add_argument("--to", default="+15005550001", help="called number (To)")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on the call, s (default 60)")
@@ -76,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
                         max_call_ms=args.timeout * 1000.0)
     carrier = getattr(args, "carrier", "twilio")
     token = args.auth_token if args.auth_token is not None else os.environ.get(SIGNING_SECRET[carrier])
-    caller = SimulatedCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
-                             connect_timeout_s=min(10.0, args.timeout), carrier=carrier)
+    caller: SimulatedCaller
+    if carrier == "plivo":
+        caller = PlivoCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
+                             connect_timeout_s=min(10.0, args.timeout))
+    else:
+        caller = SimulatedCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
+                                 connect_timeout_s=min(10.0, args.timeout), carrier=carrier)
     try:
         report = asyncio.run(asyncio.wait_for(caller.run(script), args.timeout + 15.0))
     except TimeoutError:
@@ -170,9 +179,12 @@ def refusal_hint(r: CallReport, url: str, *, signed: bool, carrier: str = "twili
     if root.tag != "Response":
         return f"the webhook answered XML that is not TwiML (<{root.tag}>): is --url the voice gateway?"
     if "Hangup" in verbs or "Reject" in verbs:
-        message = " ".join((root.findtext("Say") or "").split())
+        message = " ".join((root.findtext("Say") or root.findtext("Speak") or "").split())
         return ("the gateway declined the call (TwiML " + "+".join(f"<{v}>" for v in verbs)
                 + (f": {message!r}" if message else "") + "): it is draining or at MAX_CONCURRENT_CALLS")
+    if carrier == "plivo":
+        return ("the answer has no <Stream>wss://...</Stream> (" + ("+".join(f"<{v}>" for v in verbs) or "empty")
+                + "): the gateway did not connect the call")
     return ("the webhook's TwiML has no <Connect><Stream url=...> ("
             + ("+".join(f"<{v}>" for v in verbs) or "empty") + "): the gateway did not connect the call")
 

@@ -2,6 +2,8 @@
 
 from gateway.carriers import registry
 from gateway.carriers.base import Carrier
+from gateway.carriers.plivo.carrier import PlivoCarrier
+from gateway.carriers.plivo.settings import PlivoSettings
 from gateway.carriers.signalwire.carrier import SignalWireCarrier
 from gateway.carriers.signalwire.settings import SignalWireSettings
 from gateway.carriers.twilio.carrier import TwilioCarrier
@@ -12,7 +14,7 @@ ACCOUNT = "AC" + "ab" * 16
 
 
 def test_names():
-    assert registry.CARRIERS == {"twilio": TwilioCarrier, "signalwire": SignalWireCarrier}
+    assert registry.CARRIERS == {"twilio": TwilioCarrier, "signalwire": SignalWireCarrier, "plivo": PlivoCarrier}
     assert registry.DEFAULT_CARRIER in registry.CARRIERS
     for name, carrier in registry.CARRIERS.items():
         assert issubclass(carrier, Carrier) and carrier.name == name
@@ -21,9 +23,9 @@ def test_names():
 def test_load_settings_and_build():
     settings = registry.load_settings(Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT}))
     assert settings == {"twilio": TwilioSettings(auth_token=Secret("tok"), account_sid=ACCOUNT),
-                        "signalwire": SignalWireSettings()}
+                        "signalwire": SignalWireSettings(), "plivo": PlivoSettings()}
     carriers = registry.build(settings)
-    assert list(carriers) == ["twilio", "signalwire"]
+    assert list(carriers) == ["twilio", "signalwire", "plivo"]
     assert isinstance(carriers["signalwire"], SignalWireCarrier) and not carriers["signalwire"].signs_webhooks
     assert isinstance(carriers["twilio"], TwilioCarrier) and carriers["twilio"].settings is settings["twilio"]
     assert carriers["twilio"].signs_webhooks
