@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import orjson
+
 from gateway.core.codec import PCMU, Codec
-from gateway.core.events import CarrierEvent, ClearPlayback, PlayAudio, SendMark, StreamStart
+from gateway.core.events import CarrierEvent, ClearPlayback, PlayAudio, ProtocolViolation, SendMark, StreamStart
 from gateway.env import Env, Secret
 
 
@@ -78,6 +80,18 @@ class WebhookRefused(Exception):
 
 class CallControlUnavailable(Exception):
     """A call-control action cannot be attempted (no credentials, or ids that are not the carrier's)."""
+
+
+def json_object(data: bytes | str) -> dict[str, Any] | ProtocolViolation:
+    """A carrier's JSON text frame as an object, or the violation it is (for the carriers that speak
+    JSON; the stream faces call it first for every frame)."""
+    try:
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return ProtocolViolation("invalid_json", "frame is not JSON")
+    if type(frame) is not dict:
+        return ProtocolViolation("invalid_frame", "frame is not a JSON object")
+    return frame
 
 
 class StreamFace(Protocol):

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.carriers.base import json_object
 from gateway.core.codec import PCMU
 from gateway.core.events import (
     CallerAudio,
@@ -46,12 +47,9 @@ class TwilioStream:
 
     def decode(self, data: bytes | str) -> CarrierEvent:
         """A text frame."""
-        try:
-            frame = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return ProtocolViolation("invalid_json", "frame is not JSON")
-        if type(frame) is not dict:
-            return ProtocolViolation("invalid_frame", "frame is not a JSON object")
+        frame = json_object(data)
+        if type(frame) is ProtocolViolation:
+            return frame
         event = frame.get("event")
         if event == "media":
             if self.stream_sid is None:
