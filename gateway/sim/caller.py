@@ -176,7 +176,11 @@ class SimulatedCaller:
         if self.auth_token:
             signature = RequestValidator(self.auth_token).compute_signature(url, params)
             headers[self.dialect.signature_header] = signature
-        async with self._http().post(url, data=params, headers=headers) as resp:
+        return await self._post_webhook(url, params, headers)
+
+    async def _post_webhook(self, url: str, fields: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """POST the form, record the answer in the report and the timeline; (status, body)."""
+        async with self._http().post(url, data=fields, headers=headers) as resp:
             body = await resp.text()
             status = resp.status
         self.report.webhook_status, self.report.twiml = status, body

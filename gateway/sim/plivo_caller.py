@@ -83,12 +83,7 @@ class PlivoCaller(SimulatedCaller):
             nonce = secrets.token_hex(10)
             headers[SIGNATURE_HEADER] = signature_of(self.auth_token, "POST", url, fields, nonce)
             headers[NONCE_HEADER] = nonce
-        async with self._http().post(url, data=fields, headers=headers) as resp:
-            body = await resp.text()
-            status = resp.status
-        self.report.webhook_status, self.report.twiml = status, body
-        self._event("webhook_answered", status=status)
-        return status, body
+        return await self._post_webhook(url, fields, headers)
 
     def _parse_twiml(self, body: str) -> tuple[str, dict[str, str]]:
         """The `<Stream>`'s URL and parameters, with the attributes the gateway relies on checked."""

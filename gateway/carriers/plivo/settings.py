@@ -34,7 +34,7 @@ def load(env: Env) -> PlivoSettings:
     auth_id = env.str("PLIVO_AUTH_ID")
     if auth_id and not AUTH_ID.match(auth_id):
         raise ConfigError("PLIVO_AUTH_ID must be your Plivo Auth ID: letters and digits only, "
-                          "e.g. MAXXXXXXXXXXXXXXXXXX (Plivo console, Overview)")
+                          "as shown on the Plivo console's Overview page")
     base_url = check_url("PLIVO_API_BASE_URL", env.str("PLIVO_API_BASE_URL", API_BASE_URL) or "",
                          ("https", "http")).rstrip("/")
     return PlivoSettings(auth_id=auth_id or None, auth_token=env.secret("PLIVO_AUTH_TOKEN"),
