@@ -27,6 +27,10 @@ class Capabilities:
     marks: bool = True  # echoes a mark once the audio sent before it has played
     binary_audio: bool = False  # audio travels in binary WebSocket frames (else JSON text frames)
     codecs: tuple[Codec, ...] = (PCMU,)  # what its streams can carry, preferred first
+    # Audio to the carrier goes in frames of exactly this many ms (0: any size). Such a face holds back
+    # a partial frame until more audio comes, and sends it padded at the mark that ends an answer
+    # (`SendMark.last`); it encodes into `Frames`.
+    frame_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ def json_object(data: bytes | str) -> dict[str, Any] | ProtocolViolation:
     return frame
 
 
+Frames = list[tuple[bytes, bool]]  # (data, binary) pairs, from a face that writes several frames at once
+
+
 class StreamFace(Protocol):
     """Decodes the frames of one media stream and encodes the core's carrier actions into frames."""
 
@@ -103,8 +110,11 @@ class StreamFace(Protocol):
     def decode_binary(self, data: bytes) -> CarrierEvent:
         """A binary frame."""
 
-    def encode(self, action: PlayAudio | SendMark | ClearPlayback) -> bytes:
-        """The frame to write; audio in a binary frame when `Capabilities.binary_audio`, else text."""
+    def encode(self, action: PlayAudio | SendMark | ClearPlayback) -> bytes | Frames:
+        """The frame to write: `bytes` is one frame (audio in a binary frame when
+        `Capabilities.binary_audio`, everything else in a text frame). A face that must cut or hold
+        audio (fixed-size binary frames) returns `Frames` instead: zero or more frames, each saying
+        whether it is binary, written in order."""
 
 
 class Carrier(ABC):

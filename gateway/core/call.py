@@ -70,6 +70,7 @@ class Call(SessionKeeping):
         stall_timeout_s: float = 10.0,
         max_frames_per_second: int = 0,
         marks: bool = True,
+        whole_frames: bool = False,
         codec: Codec = PCMU,
         ready_timeout_s: float = 0.0,
     ) -> None:
@@ -81,6 +82,9 @@ class Call(SessionKeeping):
         self.max_buffered_ms = max_buffered_ms
         self.playback = PlaybackTracker(marks=marks)
         self.marks = marks
+        # The carrier face cuts audio into fixed frames and holds back a partial one: every answer then
+        # ends with a last mark, which tells the face to send it (padded), even right after a mark.
+        self.whole_frames = whole_frames
         self.stats = CallStats()
         self.rate = FrameRate(max_frames_per_second)
         self.max_frames_per_second = max_frames_per_second
@@ -261,8 +265,8 @@ class Call(SessionKeeping):
     def _audio_done(self, event: AudioDone, now: float) -> tuple[Action, ...]:
         if event.item_id is not None:
             self.playback.audio_done(event.item_id)
-        if self.marks and self.playback.unmarked_ms > 0:  # the end of an answer is always marked
-            return (SendMark(self.playback.mark()),)
+        if self.marks and (self.playback.unmarked_ms > 0 or self.whole_frames):  # an answer's end is marked
+            return (SendMark(self.playback.mark(), last=True),)
         return NOTHING
 
     def _transcript_done(self, event: TranscriptDone, now: float) -> tuple[Action, ...]:

@@ -229,10 +229,13 @@ class PlayAudio:
 
 @dataclass(slots=True)
 class SendMark:
-    """Carrier: echo this name back when the audio sent before it has played."""
+    """Carrier: echo this name back when the audio sent before it has played. `last` marks the end of
+    an answer's audio: a face that holds back a partial frame (fixed-size frames) sends it now, padded,
+    instead of waiting for more audio that will not come."""
 
     side: ClassVar[str] = CARRIER
     name: str
+    last: bool = False
 
 
 @dataclass(frozen=True, slots=True)

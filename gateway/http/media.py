@@ -69,6 +69,7 @@ class MediaSession:
                          max_reconnects=settings.max_reconnects, retry_backoff_s=state.upstream.retry_backoff_s,
                          session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
                          max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks,
+                         whole_frames=carrier.capabilities.frame_ms > 0,
                          ready_timeout_s=settings.upstream_ready_timeout_s)
         self.exporter = metrics.CallExporter(self.call.stats)
         self.link: UpstreamLink | None = None  # from the stream's start on
@@ -219,9 +220,13 @@ class MediaSession:
             side = action.side
             if side is CARRIER:
                 if not self.ws.closed:
-                    opcode = self._audio_opcode if type(action) is PlayAudio else TEXT
+                    frame = self.face.encode(action)
                     with contextlib.suppress(ConnectionError):
-                        await self.ws.send_frame(self.face.encode(action), opcode)
+                        if type(frame) is bytes:
+                            await self.ws.send_frame(frame, self._audio_opcode if type(action) is PlayAudio else TEXT)
+                        else:  # a face that cuts audio into fixed frames (carriers.base.Frames)
+                            for data, binary in frame:
+                                await self.ws.send_frame(data, BINARY if binary else TEXT)
                 if received is not None and type(action) is ClearPlayback:
                     metrics.BARGE_IN_REACTION.observe((self._loop.time() * 1000.0 - received) / 1000.0)
             elif side is UPSTREAM:

@@ -257,8 +257,20 @@ def test_marks_are_sparse_for_small_deltas_and_the_end_is_always_marked():
     # The item's first chunk, then one per 100 ms of audio.
     assert counts == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
     (end_mark,) = call.upstream_event(AudioDone("A"), 0)
-    assert isinstance(end_mark, SendMark)
+    assert isinstance(end_mark, SendMark) and end_mark.last
     assert call.upstream_event(AudioDone("A"), 0) == ()  # nothing left unmarked
+
+
+def test_a_carrier_of_whole_frames_gets_a_last_mark_even_when_nothing_is_unmarked():
+    """A face that holds back a partial frame sends it at the answer's `last` mark: every answer ends
+    with one, even right after an interval mark."""
+    call = ready_call(whole_frames=True)
+    created(call, "r1", 0)
+    assert [len(marks_of(delta(call, "r1", "A", 100, 0))) for _ in range(2)] == [1, 1]  # both marked
+    (end_mark,) = call.upstream_event(AudioDone("A"), 0)
+    assert isinstance(end_mark, SendMark) and end_mark.last
+    # The extra mark sits where the previous one did: its echo confirms nothing new, and nothing breaks.
+    assert call.carrier_mark(end_mark.name, 500) == ()
 
 
 def test_truncation_stays_exact_between_sparse_marks():
