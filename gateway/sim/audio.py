@@ -1,4 +1,6 @@
-"""G.711 μ-law helpers for the offline peers: signals, energy, writing WAV files (reading them: `wav.py`).
+"""Audio helpers for the offline peers: signals, energy, writing WAV files (reading them: `wav.py`).
+
+Mostly G.711 μ-law; `SimFormat` converts to and from A-law and 16-bit PCM.
 
 The gateway itself never decodes audio; only the simulators and the bench do.
 """
@@ -9,6 +11,7 @@ import base64
 import math
 import warnings
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,58 @@ BYTES_PER_MS = 8  # μ-law, 8 kHz, 1 byte per sample
 FRAME_MS = 20
 FRAME_BYTES = FRAME_MS * BYTES_PER_MS
 SILENCE_BYTE = 0xFF
+
+
+@dataclass(frozen=True, slots=True)
+class SimFormat:
+    """An audio format the offline peers speak: G.711 μ-law or A-law at 8 kHz, or 16-bit PCM (the
+    Realtime `audio/pcm` at 24 kHz, a converting carrier's L16 at 8 or 16 kHz)."""
+
+    name: str  # pcmu | pcma | pcm
+    sample_rate: int
+    sample_bytes: int  # 1 (G.711) or 2 (16-bit linear, little-endian)
+
+    @property
+    def bytes_per_ms(self) -> int:
+        return self.sample_rate * self.sample_bytes // 1000
+
+    def bytes_at(self, ms: float) -> int:
+        """The byte offset of `ms` into audio in this format, on a sample boundary."""
+        return int(ms * self.sample_rate / 1000.0) * self.sample_bytes
+
+    def to_pcm16(self, data: bytes) -> bytes:
+        """16-bit linear samples at this format's rate."""
+        if self.name == "pcmu":
+            return audioop.ulaw2lin(data, 2)
+        if self.name == "pcma":
+            return audioop.alaw2lin(data, 2)
+        return data[: len(data) - len(data) % 2]
+
+    def from_pcm16(self, pcm: bytes, rate: int) -> bytes:
+        """16-bit linear samples at `rate` in this format (resampled when the rates differ)."""
+        if rate != self.sample_rate and pcm:
+            pcm, _ = audioop.ratecv(pcm, 2, 1, rate, self.sample_rate, None)
+        if self.name == "pcmu":
+            return audioop.lin2ulaw(pcm, 2)
+        if self.name == "pcma":
+            return audioop.lin2alaw(pcm, 2)
+        return pcm
+
+
+ULAW_FORMAT = SimFormat("pcmu", 8000, 1)
+ALAW_FORMAT = SimFormat("pcma", 8000, 1)
+PCM24_FORMAT = SimFormat("pcm", 24000, 2)
+
+
+def l16_format(sample_rate: int) -> SimFormat:
+    return SimFormat("pcm", sample_rate, 2)
+
+
+def convert(data: bytes, src: SimFormat, dst: SimFormat) -> bytes:
+    """Audio from one format to another (the same bytes when they are equal)."""
+    if src == dst:
+        return data
+    return dst.from_pcm16(src.to_pcm16(data), src.sample_rate)
 
 
 def silence(ms: int) -> bytes:

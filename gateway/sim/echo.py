@@ -20,7 +20,6 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.sim import echo_schema as schema
-from gateway.sim.audio import BYTES_PER_MS
 from gateway.sim.echo_events import ClientEventsMixin
 from gateway.sim.echo_response import ResponseMixin, _Response, chime, echo_text, new_id
 from gateway.sim.vad import EnergyVad
@@ -96,14 +95,14 @@ class EchoSession(ClientEventsMixin, ResponseMixin):
         self._ws = ws
         self._line = line
         self._names = schema.NAMES[dialect]
-        self._delta_bytes = max(1, line.delta_ms) * BYTES_PER_MS
         model = self.query.get("model") or self.query.get("deployment") or "gpt-realtime"
         expires = int(time.time()) + int(line.max_session_s or 3600)
         self.session: dict[str, Any] = schema.default_session(
             dialect, session_id=new_id("sess"), model=model, expires_at=expires
         )
         self.conversation_id = new_id("conv")
-        self.vad = EnergyVad()
+        self.in_format, self.out_format = schema.audio_formats(self.session, dialect)
+        self.vad = EnergyVad(audio_format=self.in_format)
         self.vad.retain_from_ms = 0.0  # the uncommitted input buffer is kept for manual commits
         self.turn: schema.TurnConfig | None = None
         self.apply_turn_detection()

@@ -9,13 +9,17 @@ import base64
 import binascii
 
 from gateway.sim import echo_schema as schema
-from gateway.sim.audio import BYTES_PER_MS
+from gateway.sim.audio import ULAW_FORMAT
 from gateway.sim.echo_response import chime, echo_text, new_id
 from gateway.sim.vad import VadEvent
 
 
 class ClientEventsMixin:
     """EchoSession's handlers for client events, and the turn detection that drives them."""
+
+    def input_ms(self, audio: bytes) -> float:
+        """How long `audio` in the session's input format lasts."""
+        return len(audio) / self.in_format.bytes_per_ms
 
     async def unknown_type(self, kind: str, event_id: str | None) -> None:
         shown = ", ".join(f"'{k}'" for k in list(self.handlers)[:6])
@@ -55,6 +59,8 @@ class ClientEventsMixin:
             await self.error("cannot_update_voice", message, param=param, event_id=event_id)
             return
         self.session = schema.merge_session(self.session, update, self.dialect)
+        self.in_format, self.out_format = schema.audio_formats(self.session, self.dialect)
+        self.vad.set_format(self.in_format)
         self.apply_turn_detection()
         await self.send({"type": "session.updated", "session": self.session})
 
@@ -85,7 +91,7 @@ class ClientEventsMixin:
     def take_audio(self, data: bytes) -> list[VadEvent]:
         """Add decoded audio to the input buffer; return the turn decisions it completes (none without
         turn detection). Synchronous, so a fast path can call it without a task."""
-        self.appended_ms += len(data) / BYTES_PER_MS
+        self.appended_ms += len(data) / self.in_format.bytes_per_ms
         decisions = self.vad.feed(data)
         return decisions if self.turn is not None else []
 
@@ -119,7 +125,7 @@ class ClientEventsMixin:
         audio = self.vad.audio(self.speech_start_ms, audio_end_ms)
         await self._commit(item_id, audio, at_ms)
         if self.turn is not None and self.turn.create_response and self.active is None:
-            await self.start_response(audio, echo_text(len(audio)), len(audio) / BYTES_PER_MS)
+            await self.start_response(audio, echo_text(self.input_ms(audio)), self.input_ms(audio))
 
     async def _commit(self, item_id: str, audio: bytes, commit_at_ms: float) -> None:
         previous = self.last_item_id
@@ -140,13 +146,13 @@ class ClientEventsMixin:
         }
         await self._add_item(item, previous)
         if schema.transcription_enabled(self.session, self.dialect):
-            seconds = round(len(audio) / BYTES_PER_MS / 1000, 3)
+            seconds = round(self.input_ms(audio) / 1000, 3)
             await self.send(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item_id,
                     "content_index": 0,
-                    "transcript": echo_text(len(audio)),
+                    "transcript": echo_text(self.input_ms(audio)),
                     "usage": {"type": "duration", "seconds": seconds},
                 }
             )
@@ -163,7 +169,7 @@ class ClientEventsMixin:
     async def _on_commit(self, event: dict, event_id: str | None) -> None:
         now = self.vad.position_ms
         audio = self.vad.audio(self.last_commit_ms, now)
-        ms = len(audio) / BYTES_PER_MS
+        ms = self.input_ms(audio)
         if ms < 100:
             message = (
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
@@ -199,9 +205,9 @@ class ClientEventsMixin:
             return
         if self.last_user_audio:
             audio = self.last_user_audio
-            await self.start_response(audio, echo_text(len(audio)), len(audio) / BYTES_PER_MS)
+            await self.start_response(audio, echo_text(self.input_ms(audio)), self.input_ms(audio))
         else:
-            await self.start_response(chime(), "<greeting chime>", 0.0)
+            await self.start_response(chime(), "<greeting chime>", 0.0, audio_format=ULAW_FORMAT)
 
     async def _on_response_cancel(self, event: dict, event_id: str | None) -> None:
         wanted = event.get("response_id")

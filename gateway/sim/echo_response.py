@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from gateway.sim import echo_schema as schema
-from gateway.sim.audio import BYTES_PER_MS, b64, tone
+from gateway.sim.audio import SimFormat, b64, convert, tone
 
 log = structlog.get_logger()
 
@@ -29,8 +29,8 @@ def chime() -> bytes:
     return tone(300, 660.0) + tone(300, 880.0)
 
 
-def echo_text(audio_bytes: int) -> str:
-    return f"<echo of {audio_bytes / BYTES_PER_MS / 1000:.2f} s of audio>"
+def echo_text(audio_ms: float) -> str:
+    return f"<echo of {audio_ms / 1000:.2f} s of audio>"
 
 
 @dataclass(slots=True, eq=False)
@@ -50,7 +50,11 @@ class _Response:
 class ResponseMixin:
     """EchoSession's responses: start, stream, finish, cancel."""
 
-    async def start_response(self, audio: bytes, transcript: str, input_ms: float) -> None:
+    async def start_response(self, audio: bytes, transcript: str, input_ms: float, *,
+                             audio_format: SimFormat | None = None) -> None:
+        """Answer with `audio` (in the session's input format unless `audio_format` says otherwise),
+        spoken in the session's output format."""
+        audio = convert(audio, audio_format or self.in_format, self.out_format)
         r = _Response(new_id("resp"), new_id("item"), audio, transcript, input_ms, self.last_item_id)
         self.active = r
         self.items[r.item_id] = self._assistant_item(r, "in_progress", None)
@@ -102,11 +106,12 @@ class ResponseMixin:
 
     async def _stream(self, r: _Response) -> None:
         try:
-            step, audio = self._delta_bytes, r.audio
+            bytes_per_ms = self.out_format.bytes_per_ms
+            step, audio = max(1, self._line.delta_ms) * bytes_per_ms, r.audio
             chunks = -(-len(audio) // step)
             loop = asyncio.get_running_loop()
             start = loop.time()
-            period = step / BYTES_PER_MS / 1000 / self._line.pace if self._line.pace > 0 else 0.0
+            period = step / bytes_per_ms / 1000 / self._line.pace if self._line.pace > 0 else 0.0
             for i in range(chunks):
                 if period and i:
                     delay = start + i * period - loop.time()  # absolute deadlines: no drift
@@ -114,7 +119,7 @@ class ResponseMixin:
                         await asyncio.sleep(delay)
                 piece = audio[i * step : (i + 1) * step]
                 r.sent_bytes += len(piece)  # counted before the await: the frame is written at once
-                self.assistant_audio_ms[r.item_id] = r.sent_bytes / BYTES_PER_MS
+                self.assistant_audio_ms[r.item_id] = r.sent_bytes / bytes_per_ms
                 self.audio_out = True
                 await self.send({"type": self._names["audio_delta"], **self._where(r), "delta": b64(piece)})
                 if i % TRANSCRIPT_EVERY == 0:
@@ -151,7 +156,8 @@ class ResponseMixin:
                 {"type": "conversation.item.done", "previous_item_id": r.previous_item_id, "item": item}
             )
         details = None if reason is None else {"type": status, "reason": reason}
-        usage = schema.usage(r.input_ms, self.session["instructions"], r.sent_bytes / BYTES_PER_MS, heard)
+        out_ms = r.sent_bytes / self.out_format.bytes_per_ms
+        usage = schema.usage(r.input_ms, self.session["instructions"], out_ms, heard)
         response = self._response_object(r, status, [item], status_details=details, usage=usage)
         await self.send({"type": "response.done", "response": response})
         if self.active is r:

@@ -14,9 +14,14 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.sim.audio import ALAW_FORMAT, PCM24_FORMAT, ULAW_FORMAT, SimFormat
+
 Check = Callable[[Any, str], None]
 
-ULAW_ONLY = "this echo line only speaks G.711 μ-law"
+FORMATS_NOTE = "this echo line speaks G.711 μ-law and A-law, and 16-bit PCM at 24 kHz"
+# The audio format names of each dialect, and what they are (gateway.sim.audio.SimFormat).
+BETA_FORMATS = {"g711_ulaw": ULAW_FORMAT, "g711_alaw": ALAW_FORMAT, "pcm16": PCM24_FORMAT}
+GA_FORMATS = {"audio/pcmu": ULAW_FORMAT, "audio/pcma": ALAW_FORMAT, "audio/pcm": PCM24_FORMAT}
 
 
 class SchemaError(Exception):
@@ -200,8 +205,8 @@ BETA_SESSION = obj(
         "modalities": _modalities((("text",), ("audio", "text"))),
         "instructions": is_str,
         "voice": is_str,
-        "input_audio_format": enum("g711_ulaw", note=ULAW_ONLY),
-        "output_audio_format": enum("g711_ulaw", note=ULAW_ONLY),
+        "input_audio_format": enum(*BETA_FORMATS, note=FORMATS_NOTE),
+        "output_audio_format": enum(*BETA_FORMATS, note=FORMATS_NOTE),
         "input_audio_transcription": nullable(obj(_TRANSCRIPTION_FIELDS)),
         "turn_detection": _turn_detection(ga=False),
         "input_audio_noise_reduction": _NOISE,
@@ -218,9 +223,15 @@ BETA_SESSION = obj(
     }
 )
 
-_GA_FORMAT = obj(
-    {"type": enum("audio/pcmu", note=ULAW_ONLY), "rate": number(integer=True)}, required=("type",)
+_GA_FORMAT_FIELDS = obj(
+    {"type": enum(*GA_FORMATS, note=FORMATS_NOTE), "rate": number(integer=True)}, required=("type",)
 )
+
+
+def _GA_FORMAT(value: Any, path: str) -> None:
+    _GA_FORMAT_FIELDS(value, path)
+    if value.get("type") == "audio/pcm" and value.get("rate", 24000) != 24000:
+        raise _value_error(f"{path}.rate", value["rate"], "Supported values are: 24000.")
 GA_SESSION = obj(
     {
         "type": enum("realtime", note="this echo line only runs realtime sessions"),
@@ -410,6 +421,14 @@ def transcription_enabled(session: dict[str, Any], dialect: str) -> bool:
     if dialect == "beta":
         return session.get("input_audio_transcription") is not None
     return session["audio"]["input"].get("transcription") is not None
+
+
+def audio_formats(session: dict[str, Any], dialect: str) -> tuple[SimFormat, SimFormat]:
+    """The session's input and output audio formats."""
+    if dialect == "beta":
+        return BETA_FORMATS[session["input_audio_format"]], BETA_FORMATS[session["output_audio_format"]]
+    audio = session["audio"]
+    return GA_FORMATS[audio["input"]["format"]["type"]], GA_FORMATS[audio["output"]["format"]["type"]]
 
 
 def voice_of(session: dict[str, Any], dialect: str) -> Any:

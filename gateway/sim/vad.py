@@ -1,4 +1,4 @@
-"""A sans-I/O energy voice-activity detector on G.711 μ-law 8 kHz.
+"""A sans-I/O energy voice-activity detector on G.711 (μ-law or A-law, 8 kHz) or 16-bit PCM.
 
 Fed with chunks of any length, it works in 10 ms windows on one timeline (ms since the first byte
 ever fed) and reports speech start/stop with exact positions on it, the way the Realtime server VAD
@@ -13,10 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.sim.audio import BYTES_PER_MS, audioop
+from gateway.sim.audio import ULAW_FORMAT, SimFormat, audioop
 
 WINDOW_MS = 10
-WINDOW_BYTES = WINDOW_MS * BYTES_PER_MS
 TRIM_EVERY_MS = 100
 DEFAULT_KEEP_MS = 60_000
 
@@ -43,8 +42,12 @@ class EnergyVad:
         silence_duration_ms: int = 500,
         *,
         keep_ms: int = DEFAULT_KEEP_MS,
+        audio_format: SimFormat = ULAW_FORMAT,
     ) -> None:
         self.keep_ms = keep_ms
+        self.format = audio_format
+        self._bpm = audio_format.bytes_per_ms
+        self._window_bytes = WINDOW_MS * self._bpm
         self.configure(threshold, prefix_padding_ms, silence_duration_ms)
         self._buf = bytearray()  # retained input; byte 0 of it is timeline byte `_base`
         self._base = 0
@@ -65,12 +68,20 @@ class EnergyVad:
         self.silence_duration_ms = int(silence_duration_ms)
         self._rms_floor = 32768.0 * math.pow(10.0, threshold_to_dbfs(threshold) / 20.0)
 
+    def set_format(self, audio_format: SimFormat) -> None:
+        """Decode what is fed from now on as `audio_format`. The timeline is in bytes, so a change is
+        taken only before any audio came in (a session's format is set before its first append)."""
+        if audio_format != self.format and self._total == 0:
+            self.format = audio_format
+            self._bpm = audio_format.bytes_per_ms
+            self._window_bytes = WINDOW_MS * self._bpm
+
     @property
     def position_ms(self) -> float:
         """Ms of audio fed so far (the remainder that does not fill a window yet included)."""
-        return self._total / BYTES_PER_MS
+        return self._total / self._bpm
 
-    def feed(self, ulaw: bytes) -> list[VadEvent]:
+    def feed(self, data: bytes) -> list[VadEvent]:
         """Append audio; return the decisions it completes, in timeline order.
 
         Audio the previous calls no longer needed is dropped first (once another TRIM_EVERY_MS has
@@ -79,16 +90,17 @@ class EnergyVad:
         """
         if self._total >= self._trim_at:
             self._trim()
-            self._trim_at = self._total + TRIM_EVERY_MS * BYTES_PER_MS
-        self._buf += ulaw
-        self._total += len(ulaw)
+            self._trim_at = self._total + TRIM_EVERY_MS * self._bpm
+        self._buf += data
+        self._total += len(data)
         events: list[VadEvent] = []
-        end = self._total - (self._total - self._processed) % WINDOW_BYTES
+        window = self._window_bytes
+        end = self._total - (self._total - self._processed) % window
         if end > self._processed:
             lo = self._processed - self._base
-            pcm = audioop.ulaw2lin(bytes(self._buf[lo : end - self._base]), 2)
-            step = WINDOW_BYTES * 2
-            window_start_ms = self._processed // BYTES_PER_MS
+            pcm = self.format.to_pcm16(bytes(self._buf[lo : end - self._base]))
+            step = window * 2 // self.format.sample_bytes
+            window_start_ms = self._processed // self._bpm
             for off in range(0, len(pcm), step):
                 voiced = audioop.rms(pcm[off : off + step], 2) > self._rms_floor
                 self._judge(voiced, window_start_ms, events)
@@ -120,8 +132,8 @@ class EnergyVad:
 
     def audio(self, start_ms: float, end_ms: float) -> bytes:
         """The kept input in [start_ms, end_ms); parts already dropped or not yet fed are left out."""
-        lo = max(int(start_ms * BYTES_PER_MS), self._base)
-        hi = min(int(end_ms * BYTES_PER_MS), self._total)
+        lo = max(self.format.bytes_at(start_ms), self._base)
+        hi = min(self.format.bytes_at(end_ms), self._total)
         if hi <= lo:
             return b""
         return bytes(self._buf[lo - self._base : hi - self._base])
@@ -132,10 +144,10 @@ class EnergyVad:
         if self.in_speech and self.speech_start_ms is not None:
             need_ms = float(self.speech_start_ms)
         else:
-            need_ms = self._processed / BYTES_PER_MS - self.prefix_padding_ms
+            need_ms = self._processed / self._bpm - self.prefix_padding_ms
         need_ms = min(need_ms, self.retain_from_ms)
-        need_ms = max(need_ms, self._total / BYTES_PER_MS - self.keep_ms)
-        keep_from = min(int(need_ms * BYTES_PER_MS), self._processed)
+        need_ms = max(need_ms, self._total / self._bpm - self.keep_ms)
+        keep_from = min(self.format.bytes_at(need_ms), self._processed)
         drop = keep_from - self._base
         if drop > 0:
             del self._buf[:drop]  # O(1)-ish: CPython bytearrays shrink from the front in place

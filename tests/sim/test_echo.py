@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.sim.audio import b64, silence, speech_like
+from gateway.sim.audio import ALAW_FORMAT, PCM24_FORMAT, ULAW_FORMAT, SimFormat, b64, convert, silence, speech_like
 from gateway.sim.echo import BETA_DISABLED_MESSAGE, EchoLine, chime
 
 WAIT_S = 5.0  # bound on every wait for a server event
@@ -58,8 +58,8 @@ class Peer:
     async def send(self, event: dict) -> None:
         await self.ws.send(orjson.dumps(event).decode())
 
-    async def append(self, audio: bytes, frame_ms: int = 20) -> None:
-        step = frame_ms * 8
+    async def append(self, audio: bytes, frame_ms: int = 20, bytes_per_ms: int = 8) -> None:
+        step = frame_ms * bytes_per_ms
         for i in range(0, len(audio), step):
             chunk = base64.b64encode(audio[i : i + step]).decode()
             await self.send({"type": "input_audio_buffer.append", "audio": chunk})
@@ -196,6 +196,50 @@ async def test_full_turn(make_line: MakeLine, dialect: str) -> None:
     assert len(server.received) == 1 + 1700 // 20
 
 
+FORMAT_NAMES = {"ga": {"pcmu": "audio/pcmu", "pcma": "audio/pcma", "pcm": "audio/pcm"},
+                "beta": {"pcmu": "g711_ulaw", "pcma": "g711_alaw", "pcm": "pcm16"}}
+
+
+def format_update(dialect: str, fmt_in: SimFormat, fmt_out: SimFormat) -> dict:
+    names = FORMAT_NAMES[dialect]
+    if dialect == "beta":
+        return {"input_audio_format": names[fmt_in.name], "output_audio_format": names[fmt_out.name]}
+
+    def fmt(f: SimFormat) -> dict:
+        return {"type": names[f.name], "rate": 24000} if f.name == "pcm" else {"type": names[f.name]}
+
+    return {"type": "realtime", "audio": {"input": {"format": fmt(fmt_in)}, "output": {"format": fmt(fmt_out)}}}
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+@pytest.mark.parametrize(("fmt_in", "fmt_out"), [(ALAW_FORMAT, ALAW_FORMAT), (PCM24_FORMAT, PCM24_FORMAT),
+                                                 (ULAW_FORMAT, PCM24_FORMAT)],
+                         ids=["alaw", "pcm24k", "ulaw-in-pcm-out"])
+async def test_a_turn_in_each_audio_format(make_line: MakeLine, dialect: str, fmt_in: SimFormat,
+                                           fmt_out: SimFormat) -> None:
+    """A-law and 24 kHz PCM sessions: the VAD places the turn where it does for μ-law, and the answer is
+    the utterance in the output format (byte for byte when the formats are equal)."""
+    line = await make_line()
+    turn = convert(TURN, ULAW_FORMAT, fmt_in)
+    async with peer(line, headers=HEADERS[dialect]) as p:
+        await open_session(p, dialect)
+        await p.send({"type": "session.update", "session": format_update(dialect, fmt_in, fmt_out)})
+        await p.until("session.updated")
+        await p.append(turn, bytes_per_ms=fmt_in.bytes_per_ms)
+        events = await p.until("response.done")
+    started, stopped = (next(e for e in events if e["type"] == f"input_audio_buffer.speech_{k}")
+                        for k in ("started", "stopped"))
+    assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (0, 900)
+    assert line.sessions[0].appended_ms == pytest.approx(len(turn) / fmt_in.bytes_per_ms)
+    answer = audio_of(events, dialect)
+    utterance = turn[: 900 * fmt_in.bytes_per_ms]
+    if fmt_in == fmt_out:
+        assert answer == utterance
+    else:
+        assert len(answer) == pytest.approx(900 * fmt_out.bytes_per_ms, abs=2 * fmt_out.sample_bytes)
+    assert events[-1]["response"]["output"][0]["content"][0]["transcript"] == "<echo of 0.90 s of audio>"
+
+
 @pytest.mark.parametrize(
     ("dialect", "update", "param"),
     [
@@ -265,16 +309,16 @@ async def test_ga_update_needs_session_type(make_line: MakeLine) -> None:
     [
         (
             "ga",
-            {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
+            {"type": "realtime", "audio": {"input": {"format": {"type": "audio/opus"}}}},
             "session.audio.input.format.type",
         ),
         (
             "ga",
-            {"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcma"}}}},
-            "session.audio.output.format.type",
+            {"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcm", "rate": 16000}}}},
+            "session.audio.output.format.rate",
         ),
-        ("beta", {"input_audio_format": "pcm16"}, "session.input_audio_format"),
-        ("beta", {"output_audio_format": "g711_alaw"}, "session.output_audio_format"),
+        ("beta", {"input_audio_format": "g722"}, "session.input_audio_format"),
+        ("beta", {"output_audio_format": "audio/pcma"}, "session.output_audio_format"),
         (
             "beta",
             {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}},
