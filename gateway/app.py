@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.carriers import registry
 from gateway.config import Settings
 from gateway.http.admin import list_calls
+from gateway.http.control import ControlLinks, control_document
 from gateway.http.health import healthz, metrics_handler, readyz
 from gateway.http.media import media_socket
 from gateway.http.stream_tokens import StreamTokens
@@ -117,6 +118,13 @@ def create_app(settings: Settings) -> web.Application:
         carriers=registry.build(settings.carriers),
         reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
     )
+    state = app[STATE]
+    if settings.public_url:  # carriers that fetch call-control markup get signed URLs of it
+        state.control_links = ControlLinks(settings.stream_token_secret, settings.public_url)
+        for name, carrier in state.carriers.items():
+            carrier.document_url = state.control_links.url_for(name)
+    app.router.add_get("/voice/{carrier}/control/{token}", control_document)
+    app.router.add_post("/voice/{carrier}/control/{token}", control_document)
     # Each carrier under its name; the bare /voice and /media serve the default carrier (Twilio), as
     # before carriers had routes of their own, so no number configured then breaks.
     for path in ("/voice/{carrier}", "/voice"):

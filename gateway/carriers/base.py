@@ -11,7 +11,7 @@ asks it for call control (fall back, hang up, transfer). What a carrier can do i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -39,6 +39,19 @@ class Fallback:
 
     message: str
     number: str | None = None  # E.164: dial this number instead of apologising
+
+
+@dataclass(frozen=True)
+class ControlDocument:
+    """Markup a carrier fetches to move a live call, for carriers that take no inline markup (Plivo moves
+    a call only to XML at a URL). The gateway serves it at a signed URL (`Carrier.document_url`)."""
+
+    kind: str  # "fallback" (the apology, or the fallback number) | "transfer"
+    call_id: str
+    target: str | None = None  # transfer: an E.164 number or a SIP URI
+
+
+DocumentUrl = Callable[[ControlDocument], str]
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,9 @@ class Carrier(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # The signed public URL of a control document (see ControlDocument); set by the app when the
+    # gateway knows its public URL (PUBLIC_URL). Only carriers that fetch markup for call control use it.
+    document_url: DocumentUrl | None = None
 
     @abstractmethod
     def __init__(self, settings: Any) -> None:
@@ -184,6 +200,10 @@ class Carrier(ABC):
     @abstractmethod
     async def transfer(self, start: StreamStart, target: str) -> None:
         """Move the live call to `target` (an E.164 number or a SIP URI)."""
+
+    def control_document(self, document: ControlDocument, fallback: Fallback) -> Answer:
+        """The markup of a control document. Carriers that take inline markup serve none: refused."""
+        raise WebhookRefused("not_found", f"{self.name} moves live calls with inline markup; it fetches no documents")
 
     async def close(self) -> None:  # noqa: B027 - most carriers hold nothing to release
         """Release what the carrier holds for the process (HTTP sessions)."""

@@ -26,7 +26,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 # The label values known in advance, created at 0 by initialise_labels.
 CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned")
-WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy")
+WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy", "control_document", "not_found")
 TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
                         "bad_handshake_signature", "over_capacity")
 DROP_REASONS = ("buffer_overflow", "stale_delta", "rate_limited")
@@ -46,7 +46,8 @@ CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provid
 CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
                           buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
 WEBHOOKS = Counter("gateway_webhook_requests_total", "Voice webhook requests by result "
-                   "(accepted, forbidden, bad_request, busy).", ["result"], registry=REGISTRY)
+                   "(accepted, forbidden, bad_request, busy; control_document: a call-control document "
+                   "served, not_found: one asked of a carrier that fetches none).", ["result"], registry=REGISTRY)
 TOKENS_REJECTED = Counter("gateway_stream_tokens_rejected_total", "Media streams refused before any upstream "
                           "session was opened, by reason.", ["reason"], registry=REGISTRY)
 UPSTREAM_CONNECT = Histogram("gateway_upstream_connect_seconds", "Time to a ready Realtime session, by "

@@ -33,7 +33,7 @@ def upstream_env(echo: EchoLine, dialect: str) -> dict[str, str]:
     return {"REALTIME_URL": echo.url, "REALTIME_DIALECT": "beta"}  # sends OpenAI-Beta: realtime=v1
 
 
-async def start_gateway(echo: EchoLine, dialect: str, **env: str) -> tuple[Gateway, web.AppRunner]:
+async def start_gateway(echo: EchoLine, dialect: str, port: int = 0, **env: str) -> tuple[Gateway, web.AppRunner]:
     settings = load_settings({
         **upstream_env(echo, dialect),
         "VAD_SILENCE_DURATION_MS": "300",
@@ -43,7 +43,7 @@ async def start_gateway(echo: EchoLine, dialect: str, **env: str) -> tuple[Gatew
     app = create_app(settings)
     runner = make_runner(app, settings)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     return Gateway(f"http://127.0.0.1:{port}", app, echo), runner

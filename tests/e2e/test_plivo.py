@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallScript
@@ -271,3 +272,57 @@ async def test_the_call_command_places_a_plivo_call_through_a_served_gateway():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_fallback_reaches_plivo_as_a_signed_control_document(echo):
+    """The upstream is unreachable: the gateway moves the live call to its fallback document through
+    Plivo's Call API (aleg_url), and serves that document only with Plivo's signature and our token."""
+    from tests.carriers.plivo.test_rest import AUTH_ID, FakePlivo
+
+    fake = FakePlivo()
+    app = web.Application()
+    app.router.add_route("*", "/v1/Account/{auth_id}/Call/{call}/", fake.call)
+    rest_runner = web.AppRunner(app)
+    await rest_runner.setup()
+    await web.TCPSite(rest_runner, "127.0.0.1", 0).start()
+    fake.url = f"http://127.0.0.1:{rest_runner.addresses[0][1]}"
+    from .test_commands import free_port
+
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"  # what Plivo would reach; the signatures are over it
+    gateway, runner = await start_gateway(
+        echo, "ga", port=port, REALTIME_URL="ws://127.0.0.1:9/v1/realtime", UPSTREAM_CONNECT_RETRIES="0",
+        PLIVO_AUTH_ID=AUTH_ID, PLIVO_AUTH_TOKEN="plivo-auth-token", PLIVO_API_BASE_URL=fake.url, PUBLIC_URL=public,
+        FALLBACK_MESSAGE="We are sorry, please call back later.")
+    served = sample("gateway_webhook_requests_total", {"result": "control_document"})
+    try:
+        caller = PlivoCaller(gateway.url, auth_token="plivo-auth-token")
+        await caller.connect()
+        assert await caller.wait_closed(5) is not None
+        await caller.close()
+        (request,) = fake.requests
+        assert request["method"] == "POST" and request["path"].endswith(f"/Call/{caller.call_sid}/")
+        aleg_url = request["body"]["aleg_url"]
+        assert aleg_url.startswith(public + "/voice/plivo/control/")
+        local = aleg_url
+        fields = {"CallUUID": caller.call_sid, "CallStatus": "in-progress"}
+        signed = {"X-Plivo-Signature-V3": v3_signature("plivo-auth-token", aleg_url, fields, "n9"),
+                  "X-Plivo-Signature-V3-Nonce": "n9"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(local, data=fields, headers=signed) as resp:
+                assert resp.status == 200 and resp.content_type == "application/xml"
+                document = ET.fromstring(await resp.text())
+            assert [(e.tag, e.text) for e in document] == [("Speak", "We are sorry, please call back later."),
+                                                          ("Hangup", None)]
+            async with http.post(local, data=fields) as resp:  # not signed by Plivo
+                assert resp.status == 403
+            token = aleg_url.rsplit("/", 1)[1]
+            forged = local.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+            async with http.post(forged, data=fields, headers=signed) as resp:
+                assert resp.status == 403
+            async with http.post(gateway.url + "/voice/twilio/control/" + token, data=fields) as resp:
+                assert resp.status == 404  # Twilio takes inline TwiML: it fetches no documents
+        assert sample("gateway_webhook_requests_total", {"result": "control_document"}) == served + 1
+    finally:
+        await runner.cleanup()
+        await rest_runner.cleanup()

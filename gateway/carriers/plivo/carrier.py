@@ -5,9 +5,11 @@ Each method hands over to the module that knows the wire: `webhook` (Plivo XML, 
 
 Call control: Plivo hangs a call up with one REST call (`DELETE .../Call/{uuid}/`), but moves it only
 to XML fetched from a URL (`POST .../Call/{uuid}/` with `aleg_url`); it takes no inline XML. The gateway
-serves no fallback or transfer document, so `fall_back` and `transfer` raise CallControlUnavailable:
-the gateway then closes the stream, and as nothing follows the `<Stream>` in the answer, Plivo ends
-the call (the caller hears no apology and is not transferred).
+serves that XML itself as a control document (`http.control`: a signed URL under `PUBLIC_URL`, fetched
+with Plivo's V3 signature when the Auth Token is set): the fallback (`<Speak>` + `<Hangup>`, or `<Dial>`
+the fallback number) and transfers (`<Dial>` a number or a SIP user). Without `PUBLIC_URL` there is no
+URL to give Plivo: `fall_back` and `transfer` raise CallControlUnavailable, the gateway closes the
+stream, and as nothing follows the `<Stream>` in the answer, Plivo ends the call.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gateway.carriers.base import (
     CallControlUnavailable,
     Capabilities,
     Carrier,
+    ControlDocument,
     Fallback,
     InboundCall,
     WebhookRefused,
@@ -35,7 +38,7 @@ from gateway.env import Env, Secret
 
 PLIVO_XML = "application/xml"
 NO_DOCUMENT_URL = ("Plivo moves a live call only to XML fetched from a URL (aleg_url), and the gateway "
-                   "serves no such document: the stream is closed and Plivo ends the call")
+                   "serves it only when PUBLIC_URL is set: the stream is closed and Plivo ends the call")
 
 
 class PlivoCarrier(Carrier):
@@ -96,16 +99,30 @@ class PlivoCarrier(Carrier):
 
     # --- call control ------------------------------------------------------------------------------
 
+    async def _move(self, document: ControlDocument) -> None:
+        if self.document_url is None:
+            raise CallControlUnavailable(NO_DOCUMENT_URL)
+        self.rest.endpoint(document.call_id)  # credentials and id first: no URL minted for nothing
+        await self.rest.transfer(document.call_id, self.document_url(document))
+
     async def fall_back(self, start: StreamStart, fallback: Fallback) -> None:
-        """Unavailable on Plivo (see the module's docstring): raises CallControlUnavailable."""
-        raise CallControlUnavailable(NO_DOCUMENT_URL)
+        """Move the call to the fallback document (see the module's docstring)."""
+        await self._move(ControlDocument("fallback", start.call_id))
 
     async def hang_up(self, start: StreamStart) -> None:
         await self.rest.hang_up(start.call_id)
 
     async def transfer(self, start: StreamStart, target: str) -> None:
-        """Unavailable on Plivo (see the module's docstring): raises CallControlUnavailable."""
-        raise CallControlUnavailable(NO_DOCUMENT_URL)
+        """Move the call to a document that dials `target` (see the module's docstring)."""
+        await self._move(ControlDocument("transfer", start.call_id, target))
+
+    def control_document(self, document: ControlDocument, fallback: Fallback) -> Answer:
+        """The XML Plivo fetched from `aleg_url`: the fallback, or the transfer's `<Dial>`."""
+        if document.kind == "transfer" and document.target:
+            return Answer(webhook.dial_xml(document.target), PLIVO_XML)
+        if fallback.number:
+            return Answer(webhook.dial_xml(fallback.number, fallback.message), PLIVO_XML)
+        return Answer(webhook.busy_xml(fallback.message), PLIVO_XML)
 
     async def close(self) -> None:
         await self.rest.close()

@@ -6,8 +6,8 @@ Basic auth `auth_id:auth_token` (what the `plivo` package's client sends):
 - `DELETE` hangs the call up (the SDK's `calls.hangup` / `calls.delete`; Plivo answers 204);
 - `POST` with `legs`, `aleg_url`, `aleg_method` transfers it: Plivo fetches new XML from `aleg_url` and
   runs it on the call (the SDK's `calls.transfer`, sent as a JSON body like the SDK does). The transfer
-  takes a URL, never inline XML: the gateway serves no such document today, so `carrier.PlivoCarrier`
-  does not use it for the fallback (see there); it is here, tested, for when one is served.
+  takes a URL, never inline XML: `carrier.PlivoCarrier` gives it the URL of a control document the
+  gateway serves (`http.control`).
 """
 
 from __future__ import annotations

@@ -128,6 +128,17 @@ def busy_xml(message: str) -> str:
     return _document(response)
 
 
+def dial_xml(target: str, message: str | None = None) -> str:
+    """Optionally say `message`, then `<Dial>` `target`: a phone number (`<Number>`, E.164 as Plivo's
+    Dial page writes it) or a SIP URI (`<User>`, Plivo's element for a SIP endpoint)."""
+    response = ET.Element("Response")
+    if message:
+        ET.SubElement(response, "Speak").text = message
+    dial = ET.SubElement(response, "Dial")
+    ET.SubElement(dial, "User" if target.startswith(("sip:", "sips:")) else "Number").text = target
+    return _document(response)
+
+
 # --- checks ----------------------------------------------------------------------------------------
 
 

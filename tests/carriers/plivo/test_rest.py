@@ -4,6 +4,7 @@ aleg_url) on /v1/Account/{auth_id}/Call/{call_uuid}/, Basic auth auth_id:auth_to
 from __future__ import annotations
 
 import base64
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.carriers.base import CallControlUnavailable, Fallback
+from gateway.carriers.base import CallControlUnavailable, ControlDocument, Fallback
 from gateway.carriers.plivo.carrier import PlivoCarrier
 from gateway.carriers.plivo.rest import PlivoRest, PlivoRestError
 from gateway.carriers.plivo.settings import PlivoSettings
 from gateway.core.codec import PCMU
 from gateway.core.events import StreamStart
 from gateway.env import Secret
+from gateway.http.control import ControlLinks
 
 AUTH_ID = "MAXXXXXXXXXXXXXXXXXX"
 TOKEN = "plivo-auth-token"
@@ -113,12 +115,54 @@ async def test_nothing_is_sent_without_credentials_or_for_a_bad_id(fake: FakePli
     assert fake.requests == []
 
 
-async def test_fallback_and_transfer_are_unavailable(fake: FakePlivo):
+async def test_fallback_and_transfer_need_a_public_url(fake: FakePlivo):
     carrier = PlivoCarrier(settings(fake))
-    with pytest.raises(CallControlUnavailable, match="aleg_url"):
+    with pytest.raises(CallControlUnavailable, match="PUBLIC_URL"):
         await carrier.fall_back(START, Fallback("Sorry", number="+14155550100"))
-    with pytest.raises(CallControlUnavailable, match="aleg_url"):
+    with pytest.raises(CallControlUnavailable, match="PUBLIC_URL"):
         await carrier.transfer(START, "+14155550100")
     await carrier.close()
     assert fake.requests == []
     assert carrier.verify_handshake("wss://gw/media/plivo", {})
+
+
+async def test_fallback_and_transfer_move_the_call_to_a_control_document(fake: FakePlivo):
+    links = ControlLinks(Secret("s" * 32), "https://gw.example.com")
+    carrier = PlivoCarrier(settings(fake))
+    carrier.document_url = links.url_for("plivo")
+    try:
+        await carrier.fall_back(START, Fallback("Sorry"))
+        await carrier.transfer(START, "sip:desk@pbx.example.com")
+    finally:
+        await carrier.close()
+    documents = []
+    for request in fake.requests:
+        body = request["body"]
+        assert request["method"] == "POST" and request["auth_ok"]
+        assert body["legs"] == "aleg" and body["aleg_method"] == "POST"
+        prefix = "https://gw.example.com/voice/plivo/control/"
+        assert body["aleg_url"].startswith(prefix)
+        documents.append(links.read(body["aleg_url"].removeprefix(prefix)))
+    assert documents == [ControlDocument("fallback", CALL),
+                         ControlDocument("transfer", CALL, "sip:desk@pbx.example.com")]
+    # No URL is minted for a call we could not act on.
+    carrier = PlivoCarrier(PlivoSettings(api_base_url=fake.url))
+    carrier.document_url = links.url_for("plivo")
+    with pytest.raises(CallControlUnavailable, match="PLIVO_AUTH_ID"):
+        await carrier.transfer(START, "+14155550100")
+    assert len(fake.requests) == 2
+
+
+def test_control_documents_are_plivo_xml():
+    carrier = PlivoCarrier(PlivoSettings())
+    apology = ET.fromstring(carrier.control_document(ControlDocument("fallback", CALL), Fallback("Sorry")).body)
+    assert [(e.tag, e.text) for e in apology] == [("Speak", "Sorry"), ("Hangup", None)]
+    dial = ET.fromstring(carrier.control_document(ControlDocument("fallback", CALL),
+                                                  Fallback("One moment", number="+14155550100")).body)
+    assert [(e.tag, e.text) for e in dial] == [("Speak", "One moment"), ("Dial", None)]
+    assert [(e.tag, e.text) for e in dial.find("Dial")] == [("Number", "+14155550100")]
+    for target, tag in (("+442071838750", "Number"), ("sip:desk@pbx.example.com", "User")):
+        answer = carrier.control_document(ControlDocument("transfer", CALL, target), Fallback("Sorry"))
+        assert answer.content_type == "application/xml"
+        (element,) = ET.fromstring(answer.body).find("Dial")
+        assert (element.tag, element.text) == (tag, target)
