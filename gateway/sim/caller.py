@@ -145,6 +145,22 @@ class SimulatedCaller:
         self._speech_ends: list[float] = []  # per utterance started: where its speech ends (known at its start)
         self._stop_sent = False
         self._closing = False
+        self._token_override: tuple[str | None] | None = None  # (token,) to send instead of the webhook's
+
+    def forge_token(self, token: str | None) -> None:
+        """Send `token` as the stream token in the start instead of the one the webhook answered with
+        (None: send none), as an attacker replaying or making up a stream would."""
+        self._token_override = (token,)
+
+    def _stream_parameters(self, params: dict[str, str]) -> dict[str, str]:
+        """The parameters the start carries back: the webhook's, with the token forged if asked."""
+        if self._token_override is None:
+            return params
+        params = {k: v for k, v in params.items() if k != "token"}
+        (token,) = self._token_override
+        if token is not None:
+            params["token"] = token
+        return params
 
     # ------------------------------------------------------------------ helpers
     def _event(self, kind: str, /, **data: Any) -> None:
@@ -241,7 +257,7 @@ class SimulatedCaller:
         self._t0 = asyncio.get_running_loop().time()
         start = {
             "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
-            "tracks": ["inbound"], "customParameters": params,
+            "tracks": ["inbound"], "customParameters": self._stream_parameters(params),
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
         await self._send({"event": "start", "start": start, **self._sid_field()})

@@ -34,7 +34,13 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from gateway.carriers.plivo.webhook import NONCE_HEADER, SIGNATURE_HEADER, decode_extra_headers, signature_of
+from gateway.carriers.plivo.webhook import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    decode_extra_headers,
+    encode_extra_headers,
+    signature_of,
+)
 from gateway.sim.caller import CallRefused, CarrierDialect, SimulatedCaller, is_loopback_url
 
 PLIVO = CarrierDialect(SIGNATURE_HEADER, uuid_ids=True, signs_handshake=False, stream_sid_on_every_frame=True,
@@ -129,7 +135,9 @@ class PlivoCaller(SimulatedCaller):
         self._epoch_ms = int(time.time() * 1000)
         start = {"callId": self.call_sid, "streamId": self.stream_sid, "accountId": self.account_sid,
                  "tracks": ["inbound"], "mediaFormat": {"encoding": ULAW, "sampleRate": 8000}}
-        await self._send({"event": "start", "start": start, "extra_headers": self.extra_headers})
+        extra = self.extra_headers if self._token_override is None else encode_extra_headers(
+            self._stream_parameters(params))
+        await self._send({"event": "start", "start": start, "extra_headers": extra})
         self._event("start_sent")
         self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
 
