@@ -19,6 +19,7 @@ import aiohttp
 
 from gateway.bench.load_caller import FrameClock, LoadCall, Script, utterance_tails
 from gateway.bench.proc import announce, run_helper, serve_commands, write_pickle
+from gateway.bench.wires import WIRES
 
 SEEDS = 5  # distinct utterances, so calls do not all say the same thing
 
@@ -27,6 +28,7 @@ class Callers:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.script = Script(utterance_ms=args.utterance_ms, barge_in_after_ms=args.barge_in_after)
+        self.carriers = args.carriers.split(",")
         self.tails = [utterance_tails(args.utterance_ms, seed) for seed in range(SEEDS)]
         self.out_latency = array("d")
         self.window = (float("inf"), float("-inf"))
@@ -47,8 +49,9 @@ class Callers:
         spacing = ramp_s / max(1, a.total)
         clock = FrameClock(asyncio.get_running_loop())  # one timer for every call's frames
         for i in range(a.first, a.first + a.count):
+            wire = WIRES[self.carriers[i % len(self.carriers)]](i)
             call = LoadCall(a.url, i, self.http, self.script, self.tails[i % SEEDS], self.on_latency, drain_at,
-                            clock)
+                            clock, wire)
             self.calls.append(call)
             self.tasks.append(asyncio.create_task(call.run(t0 + i * spacing)))
 
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--total", type=int, required=True, help="calls of the whole bench (for the ramp)")
     parser.add_argument("--utterance-ms", type=int, default=1200)
     parser.add_argument("--barge-in-after", type=float, default=None)
+    parser.add_argument("--carriers", default="twilio",
+                        help="comma-separated; call i speaks the (i mod n)-th (gateway.bench.wires)")
     args = parser.parse_args(argv)
     print(f"callers {args.first}..{args.first + args.count - 1} at {time.monotonic():.3f}", file=sys.stderr)
     run_helper(lambda: _main(args))

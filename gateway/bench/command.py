@@ -33,6 +33,7 @@ from gateway.bench.report import (
     targets_met,
 )
 from gateway.bench.stamp import MAX_CALLS
+from gateway.bench.wires import WIRES
 
 SMOKE = {"calls": [4], "duration": 3.0, "ramp": 1.0, "settle": 1.0, "utterance_ms": 600, "barge_in_after": 250.0}
 DEFAULTS = {"calls": [50], "duration": 20.0, "ramp": None, "settle": 2.0, "utterance_ms": 1200,
@@ -77,6 +78,13 @@ def _targets(text: str) -> list[str]:
     return names
 
 
+def _carriers(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not names or any(n not in WIRES for n in names):
+        raise argparse.ArgumentTypeError(f"carriers are {', '.join(WIRES)} (got {text!r})")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.epilog = FIGURES
@@ -96,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="length of each thing a caller says (default 1200)")
     parser.add_argument("--targets", type=_targets, default=list(TARGETS), metavar="gateway,relay",
                         help="what to load: the gateway, the forward-only relay (the floor), or both (default)")
+    parser.add_argument("--carriers", type=_carriers, default=None, metavar="twilio,plivo,...",
+                        help="the gateway's calls speak these carriers' protocols in turn, a mixed load (of "
+                        f"{', '.join(WIRES)}; default twilio, and all of them with --smoke); the relay floor "
+                        "speaks Twilio's")
     parser.add_argument("--echo-pace", type=float, default=2.0, metavar="X",
                         help="the echo line streams its answers at X times real time (default 2)")
     parser.add_argument("--delta-ms", type=int, default=20, metavar="MS",
@@ -119,6 +131,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     base = SMOKE if args.smoke else DEFAULTS
     pick = lambda name: base[name] if getattr(args, name) is None else getattr(args, name)  # noqa: E731
     barge = None if args.no_barge_in else pick("barge_in_after")
+    carriers = args.carriers or (tuple(WIRES) if args.smoke else ("twilio",))
     out = []
     for round_ in range(args.repeat):
         for calls in pick("calls"):
@@ -130,7 +143,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
                                     duration_s=pick("duration"), utterance_ms=pick("utterance_ms"),
                                     barge_in_after_ms=barge, echo_pace=args.echo_pace, delta_ms=args.delta_ms,
                                     caller_procs=args.caller_procs, pin=not args.no_pin, profile_dir=args.profile,
-                                    round=round_))
+                                    round=round_, carriers=carriers if target == "gateway" else ("twilio",)))
     return out
 
 

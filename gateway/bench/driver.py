@@ -45,6 +45,7 @@ class Scenario:
     drain_timeout_s: float = 30.0
     profile_dir: str | None = None  # py-spy record the target during the window
     round: int = 0  # with --repeat: which round this run belongs to
+    carriers: tuple[str, ...] = ("twilio",)  # call i speaks carriers[i % len]; the relay floor only Twilio
 
 
 @dataclass
@@ -236,6 +237,7 @@ async def _start_callers(sc: Scenario, base: str, cpus: set[int] | None, tmp: st
                 "--total", str(sc.calls), "--utterance-ms", str(sc.utterance_ms)]
         if sc.barge_in_after_ms is not None:
             argv += ["--barge-in-after", str(sc.barge_in_after_ms)]
+        argv += ["--carriers", ",".join(sc.carriers)]
         child = await spawn(f"callers {i + 1}", argv, cpus=cpus, log_path=f"{tmp}/callers{i}.log", controlled=True)
         children.append(child)
         callers.append(child)

@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 
 from gateway.bench import stamp, wsclient
+from gateway.bench.wires import CLEAR, MARK, MEDIA, Wire
 from gateway.core.call import b64_size
 from gateway.sim.audio import FRAME_BYTES, FRAME_MS, SILENCE_BYTE, b64, frames, speech_like
 from gateway.sim.playback import BYTES_PER_MS, TwilioPlayback
@@ -154,7 +155,7 @@ class LoadCall:
 
     def __init__(self, base_url: str, call_id: int, http: aiohttp.ClientSession, script: Script,
                  tails: list[str], on_latency: Callable[[float, float], None], drain_at: float,
-                 clock: FrameClock | None = None) -> None:
+                 clock: FrameClock | None = None, wire: Wire | None = None) -> None:
         self.base_url = base_url
         self.call_id = call_id
         self.http = http
@@ -163,8 +164,8 @@ class LoadCall:
         self.on_latency = on_latency
         self.drain_at = drain_at
         self.stats = CallStats(call_id)
-        suffix = f"{call_id:06d}{time.monotonic_ns() % 10**12:012d}"
-        self.sid, self.call_sid = f"MZbench{suffix}", f"CAbench{suffix}"
+        self.wire = wire or Wire(call_id)
+        self.sid, self.call_sid = self.wire.stream_sid, self.wire.call_sid
         self.playback = LoadPlayback()
         self.ws: wsclient.WsClient | None = None
         self.active = False
@@ -211,26 +212,18 @@ class LoadCall:
                 self.ws.abort()
 
     async def _connect(self) -> None:
-        params = {"CallSid": self.call_sid, "AccountSid": "ACbench", "From": "+15005550006", "To": "+15005550001",
-                  "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
-        async with self.http.post(self.base_url + "/voice", data=params) as resp:
+        wire = self.wire
+        async with self.http.post(self.base_url + wire.webhook_path, data=wire.webhook_form()) as resp:
             body = await resp.text()
             if resp.status != 200:
                 raise ValueError(f"webhook answered HTTP {resp.status}")
-        stream = ET.fromstring(body).find("./Connect/Stream")
-        if stream is None or not stream.get("url"):
-            raise ValueError("TwiML without <Connect><Stream url>")
-        url = stream.get("url", "")
+        url, custom = wire.stream_of(body)
         if url.startswith("wss://") and self.base_url.startswith("http://"):
             url = "ws://" + url[len("wss://"):]
-        custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
         self.ws = await wsclient.connect(url, self._on_message, self._on_close)
-        self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        start = {"accountSid": "ACbench", "streamSid": self.sid, "callSid": self.call_sid, "tracks": ["inbound"],
-                 "customParameters": custom,
-                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
         self._seq += 1
-        self._send({"event": "start", "sequenceNumber": str(self._seq), "start": start, "streamSid": self.sid})
+        for frame in wire.opening(custom, self._seq):
+            self.ws.send_text(frame)
         self.stats.connected = self.active = True
 
     def _send(self, msg: dict[str, Any]) -> None:
@@ -255,9 +248,10 @@ class LoadCall:
     def _hang_up(self, how: str) -> None:
         self.stats.ended = self.stats.ended or how
         self._seq += 1
-        self._send({"event": "stop", "sequenceNumber": str(self._seq), "streamSid": self.sid,
-                    "stop": {"accountSid": "ACbench", "callSid": self.call_sid}})
         assert self.ws is not None
+        stop = self.wire.stop(self._seq)
+        if stop is not None:
+            self.ws.send_text(stop)
         self.ws.close(1000)
         self.active = False
         if not self._ended.done():
@@ -311,9 +305,7 @@ class LoadCall:
         self._seq += 1
         self._k = k = self._k + 1
         payload = stamp.encode(stamp.KIND_IN, 0, self.call_id, k, stamp.now_ticks()) + tail
-        self.ws.send_text(
-            f'{{"event":"media","sequenceNumber":"{self._seq}","media":{{"track":"inbound","chunk":"{k}",'
-            f'"timestamp":"{(k - 1) * FRAME_MS}","payload":"{payload}"}},"streamSid":"{self.sid}"}}'.encode())
+        self.ws.send_text(self.wire.media(self._seq, k, payload))
         self.stats.frames_sent += 1
         return self._schedule_tick()
 
@@ -322,11 +314,10 @@ class LoadCall:
     def _on_message(self, data: bytes) -> None:
         t = time.monotonic()
         now_ms = t * 1000.0
-        msg = orjson.loads(data)
-        event = msg.get("event")
+        kind, value = self.wire.parse(data)
         pb, st = self.playback, self.stats
-        if event == "media":
-            payload = msg["media"]["payload"]
+        if kind == MEDIA:
+            payload = value
             n = b64_size(payload)
             start = pb.enqueue_audio(filler(n), now_ms)
             s = stamp.decode(payload)
@@ -349,11 +340,11 @@ class LoadCall:
                 self._waiting_answer, self._answer_start, self._answer_index = False, start, s.extra
             if s.flags & stamp.FLAG_LAST and s.extra == self._answer_index:
                 self._answer_done = True
-        elif event == "mark":
+        elif kind == MARK:
             st.marks += 1
-            self._echo_marks(pb.enqueue_mark(msg["mark"]["name"], now_ms))
+            self._echo_marks(pb.enqueue_mark(value, now_ms))
             self._arm_marks()
-        elif event == "clear":
+        elif kind == CLEAR:
             due = pb.advance(now_ms)
             busy = pb.is_playing(now_ms)
             flushed, _ = pb.clear(now_ms)
@@ -362,7 +353,13 @@ class LoadCall:
             self._cut_index = self._resp_index
             self._arm_marks()
             self._echo_marks(due)
-            self._echo_marks(flushed, flushed=True)
+            if self.wire.echoes_flushed_marks:
+                self._echo_marks(flushed, flushed=True)
+            else:
+                self.stats.marks_flushed += len(flushed)
+            answer = self.wire.cleared(self._next_seq())
+            if answer is not None and self.ws is not None:
+                self.ws.send_text(answer)
 
     # --- marks: echoed when played, on one timer per call ----------------------------------------
 
@@ -373,11 +370,13 @@ class LoadCall:
             self.stats.marks_flushed += len(names)
         else:
             self.stats.marks_echoed += len(names)
-        sid = self.sid.encode()
         for name in names:
             self._seq += 1
-            self.ws.send_text(b'{"event":"mark","sequenceNumber":"' + str(self._seq).encode() + b'","streamSid":"'
-                              + sid + b'","mark":{"name":' + orjson.dumps(name) + b"}}")
+            self.ws.send_text(self.wire.mark_played(self._seq, name))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
 
     def _arm_marks(self) -> None:
         due = self.playback.next_due_ms()

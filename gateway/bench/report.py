@@ -140,6 +140,7 @@ def summarize(m: Measured) -> dict[str, Any]:
     return {
         "target": sc.target,
         "calls": sc.calls,
+        "carriers": list(sc.carriers),
         "calls_connected": sum(c["connected"] for c in calls),
         "steady_calls": round(steady, 1),
         "window_s": round(m.window_s, 2),
@@ -301,6 +302,7 @@ def table(results: list[dict[str, Any]]) -> str:
         cols.append([
             f"{r['target']}{' (floor)' if r['target'] == 'relay' else ''}",
             f"{r['calls']} ({r['steady_calls']:g} steady)",
+            ",".join(r.get("carriers", ["twilio"])),
             "-" if cpu is None else f"{cpu:.3f}{ratio}",
             "-" if r["target_core_share"] is None else f"{r['target_core_share']:.0%}",
             f"{r['rss_kb_per_call']:.0f}",
@@ -315,8 +317,8 @@ def table(results: list[dict[str, Any]]) -> str:
             sims,
             f"{r['other_processes_core_share']:.0%}",
         ])
-    labels = ["target", "calls", "CPU ms per call-second (x floor)", "target core use", "RSS growth KB per call",
-              "frames per call-second in/out",
+    labels = ["target", "calls", "carriers", "CPU ms per call-second (x floor)", "target core use",
+              "RSS growth KB per call", "frames per call-second in/out",
               "carrier->upstream ms p50/p99/max", "upstream->carrier ms p50/p99/max",
               "barge-in reaction ms p50/p99/max", "truncation |error| ms p50/p95/max", "truncates rejected/sent",
               "frames lost in/out", "barge-ins/turns", "simulators core use (echo, callers)",

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from gateway.bench.report import TARGET_DEFINITIONS
+from gateway.bench.wires import WIRES
 
 ROOT = Path(__file__).resolve().parents[2]
 TRUNCATION_BOUND_MS = 20.0
@@ -52,6 +53,8 @@ def smoke() -> dict:
 def test_smoke_runs_both_targets_and_passes(smoke: dict) -> None:
     assert [r["target"] for r in smoke["results"]] == ["gateway", "relay"]
     gateway = smoke["results"][0]
+    assert gateway["carriers"] == list(WIRES)  # a mixed load: each carrier's protocol, correct end to end
+    assert smoke["results"][1]["carriers"] == ["twilio"]
     assert set(gateway["targets_met"]) == set(gateway["target_values"]) == set(TARGET_DEFINITIONS)
     problems = {f"{r['target']}": r["problems"] for r in smoke["results"] if r["problems"]}
     assert smoke["ok"] and smoke["_returncode"] == 0, problems
