@@ -12,13 +12,17 @@ from typing import Any
 from gateway.carriers.base import Carrier
 from gateway.carriers.plivo.carrier import PlivoCarrier
 from gateway.carriers.signalwire.carrier import SignalWireCarrier
+from gateway.carriers.telnyx.carrier import TelnyxCarrier
 from gateway.carriers.twilio.carrier import TwilioCarrier
+from gateway.carriers.vonage.carrier import VonageCarrier
 from gateway.env import Env, Secret
 
 CARRIERS: dict[str, type[Carrier]] = {
     "twilio": TwilioCarrier,
     "signalwire": SignalWireCarrier,
     "plivo": PlivoCarrier,
+    "telnyx": TelnyxCarrier,
+    "vonage": VonageCarrier,
 }
 DEFAULT_CARRIER = "twilio"  # what the /voice and /media aliases serve
 

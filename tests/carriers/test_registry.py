@@ -6,15 +6,20 @@ from gateway.carriers.plivo.carrier import PlivoCarrier
 from gateway.carriers.plivo.settings import PlivoSettings
 from gateway.carriers.signalwire.carrier import SignalWireCarrier
 from gateway.carriers.signalwire.settings import SignalWireSettings
+from gateway.carriers.telnyx.carrier import TelnyxCarrier
+from gateway.carriers.telnyx.settings import TelnyxSettings
 from gateway.carriers.twilio.carrier import TwilioCarrier
 from gateway.carriers.twilio.settings import TwilioSettings
+from gateway.carriers.vonage.carrier import VonageCarrier
+from gateway.carriers.vonage.settings import VonageSettings
 from gateway.env import Env, Secret
 
 ACCOUNT = "AC" + "ab" * 16
 
 
 def test_names():
-    assert registry.CARRIERS == {"twilio": TwilioCarrier, "signalwire": SignalWireCarrier, "plivo": PlivoCarrier}
+    assert registry.CARRIERS == {"twilio": TwilioCarrier, "signalwire": SignalWireCarrier, "plivo": PlivoCarrier,
+                                  "telnyx": TelnyxCarrier, "vonage": VonageCarrier}
     assert registry.DEFAULT_CARRIER in registry.CARRIERS
     for name, carrier in registry.CARRIERS.items():
         assert issubclass(carrier, Carrier) and carrier.name == name
@@ -23,9 +28,10 @@ def test_names():
 def test_load_settings_and_build():
     settings = registry.load_settings(Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT}))
     assert settings == {"twilio": TwilioSettings(auth_token=Secret("tok"), account_sid=ACCOUNT),
-                        "signalwire": SignalWireSettings(), "plivo": PlivoSettings()}
+                        "signalwire": SignalWireSettings(), "plivo": PlivoSettings(),
+                        "telnyx": TelnyxSettings(), "vonage": VonageSettings()}
     carriers = registry.build(settings)
-    assert list(carriers) == ["twilio", "signalwire", "plivo"]
+    assert list(carriers) == ["twilio", "signalwire", "plivo", "telnyx", "vonage"]
     assert isinstance(carriers["signalwire"], SignalWireCarrier) and not carriers["signalwire"].signs_webhooks
     assert isinstance(carriers["twilio"], TwilioCarrier) and carriers["twilio"].settings is settings["twilio"]
     assert carriers["twilio"].signs_webhooks

@@ -75,7 +75,8 @@ ENV_EXAMPLE = REPO / ".env.example"
 
 def is_secret_name(name: str) -> bool:
     """Keys, secrets, tokens and passwords go to a Secret; identifiers (..._SID) and TTLs do not."""
-    return bool(re.search(r"(API_KEY|SIGNING_KEY|SECRET|PASSWORD|_TOKEN)$", name)) and not name.endswith("_SID")
+    secret = re.search(r"(API_KEY|SIGNING_KEY|PRIVATE_KEY|SECRET|PASSWORD|_TOKEN)$", name)
+    return bool(secret) and not name.endswith("_SID")
 
 
 def env_example_names() -> set[str]:

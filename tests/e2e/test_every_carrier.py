@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.carriers.registry import CARRIERS
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallRefused, CallScript, SimulatedCaller
 from gateway.sim.plivo_caller import PlivoCaller
+from gateway.sim.telnyx_caller import TelnyxCaller, public_key_of
+from gateway.sim.vonage_caller import VonageCaller
 
 from .conftest import Gateway, sample, start_gateway
 
@@ -48,10 +51,25 @@ def _plivo(url: str, signed: bool = False) -> SimulatedCaller:
     return PlivoCaller(url, auth_token=SECRET if signed else None)
 
 
+TELNYX_KEY = Ed25519PrivateKey.generate()  # Telnyx signs with the account's key pair, not a shared secret
+
+
+def _telnyx(url: str, signed: bool = False) -> SimulatedCaller:
+    return TelnyxCaller(url, private_key=TELNYX_KEY if signed else None)
+
+
+def _vonage(url: str, signed: bool = False) -> SimulatedCaller:
+    return VonageCaller(url, auth_token=SECRET if signed else None)
+
+
 CASES: dict[str, Case] = {
     "twilio": Case(_twilio_like("twilio"), {"TWILIO_AUTH_TOKEN": SECRET}),
     "signalwire": Case(_twilio_like("signalwire"), {"SIGNALWIRE_SIGNING_KEY": SECRET}),
     "plivo": Case(_plivo, {"PLIVO_AUTH_TOKEN": SECRET}),
+    "telnyx": Case(_telnyx, {"TELNYX_PUBLIC_KEY": public_key_of(TELNYX_KEY)}),
+    # L16 converted to and from 24 kHz; a mark over a held partial frame is echoed up to one 20 ms frame late
+    # (tests/e2e/test_vonage.py), plus the loop's scheduling.
+    "vonage": Case(_vonage, {"VONAGE_SIGNATURE_SECRET": SECRET}, g711=False, truncation_bound_ms=30.0),
 }
 
 
