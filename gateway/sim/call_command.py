@@ -1,5 +1,5 @@
-"""``python -m gateway call``: place one simulated call (Twilio, SignalWire or Plivo) against a running gateway and
-report on it."""
+"""``python -m gateway call``: place one simulated call (Twilio, SignalWire, Plivo, Telnyx or Vonage) against a
+running gateway and report on it."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ import orjson
 from gateway.sim.audio import BYTES_PER_MS, SPEECH_DBFS, speech_like, write_ulaw_as_wav
 from gateway.sim.caller import DIALECTS, CallReport, CallScript, SimulatedCaller
 from gateway.sim.plivo_caller import PlivoCaller
+from gateway.sim.telnyx_caller import TelnyxCaller, new_telnyx_key_pair, telnyx_private_key
+from gateway.sim.vonage_caller import VonageCaller
 from gateway.sim.wav import read_wav_as_ulaw
 
 DEFAULT_UTTERANCE_MS = 1200
 MARK_EVENTS = frozenset({"mark_received", "mark_echoed", "mark_flushed"})  # ~15 per answer second: -v only
 SIGNING_SECRET = {"twilio": "TWILIO_AUTH_TOKEN", "signalwire": "SIGNALWIRE_SIGNING_KEY",  # --auth-token's default
-                  "plivo": "PLIVO_AUTH_TOKEN"}
-CARRIER_NAMES = {"twilio": "Twilio", "signalwire": "SignalWire", "plivo": "Plivo"}
-CARRIERS = sorted([*DIALECTS, "plivo"])  # Plivo speaks its own protocol (sim/plivo_caller.py)
+                  "plivo": "PLIVO_AUTH_TOKEN", "vonage": "VONAGE_SIGNATURE_SECRET",
+                  # Telnyx signs with its private key; the gateway holds the public one (TELNYX_PUBLIC_KEY)
+                  "telnyx": "TELNYX_SIM_PRIVATE_KEY"}
+CARRIER_NAMES = {"twilio": "Twilio", "signalwire": "SignalWire", "plivo": "Plivo", "telnyx": "Telnyx",
+                 "vonage": "Vonage"}
+# Plivo, Telnyx and Vonage speak their own protocols (sim/<carrier>_caller.py)
+CARRIERS = sorted([*DIALECTS, "plivo", "telnyx", "vonage"])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "into the agent's audio instead of waiting for it to finish")
     parser.add_argument("--auth-token", default=None,
                         help="sign the webhook (and, for Twilio, the WebSocket handshake) like the carrier: "
-                        "Twilio's auth token, SignalWire's Signing Key or Plivo's Auth Token (default: "
-                        "$TWILIO_AUTH_TOKEN, $SIGNALWIRE_SIGNING_KEY with --carrier signalwire, "
-                        "$PLIVO_AUTH_TOKEN with --carrier plivo; unsigned when empty)")
+                        "Twilio's auth token, SignalWire's Signing Key, Plivo's Auth Token, Vonage's signature "
+                        "secret, or for Telnyx a base64 Ed25519 private key whose public key the gateway has in "
+                        "TELNYX_PUBLIC_KEY (`python -m gateway call --carrier telnyx --new-telnyx-key` makes a "
+                        "pair) (default: $TWILIO_AUTH_TOKEN, $SIGNALWIRE_SIGNING_KEY, $PLIVO_AUTH_TOKEN, "
+                        "$VONAGE_SIGNATURE_SECRET or $TELNYX_SIM_PRIVATE_KEY by --carrier; unsigned when empty)")
+    parser.add_argument("--new-telnyx-key", action="store_true",
+                        help="print a new Ed25519 key pair for signing simulated Telnyx webhooks and exit")
     parser.add_argument("--from", dest="from_", default="+15005550006", help="caller number (From)")
     parser.add_argument("--to", default="+15005550001", help="called number (To)")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on the call, s (default 60)")
@@ -61,6 +71,11 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0: call completed and at least one agent answer heard; 1: otherwise; 2: bad args / unreachable."""
+    if getattr(args, "new_telnyx_key", False):
+        private, public = new_telnyx_key_pair()
+        print(f"TELNYX_SIM_PRIVATE_KEY={private}  # for `python -m gateway call --carrier telnyx`\n"
+              f"TELNYX_PUBLIC_KEY={public}  # for the gateway under test (a real one takes Telnyx's)")
+        return 0
     if args.turns < 1:
         return _fail("--turns must be at least 1")
     if args.timeout <= 0:
@@ -81,9 +96,17 @@ def run(args: argparse.Namespace) -> int:
     carrier = getattr(args, "carrier", "twilio")
     token = args.auth_token if args.auth_token is not None else os.environ.get(SIGNING_SECRET[carrier])
     caller: SimulatedCaller
+    common: dict[str, Any] = {"from_": args.from_, "to": args.to, "connect_timeout_s": min(10.0, args.timeout)}
     if carrier == "plivo":
-        caller = PlivoCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
-                             connect_timeout_s=min(10.0, args.timeout))
+        caller = PlivoCaller(args.url, auth_token=token or None, **common)
+    elif carrier == "vonage":
+        caller = VonageCaller(args.url, auth_token=token or None, **common)
+    elif carrier == "telnyx":
+        try:
+            key = telnyx_private_key(token) if token else None
+        except ValueError as exc:
+            return _fail(f"--auth-token for Telnyx: {exc}")
+        caller = TelnyxCaller(args.url, private_key=key, **common)  # in the codec the TeXML answer names
     else:
         caller = SimulatedCaller(args.url, auth_token=token or None, from_=args.from_, to=args.to,
                                  connect_timeout_s=min(10.0, args.timeout), carrier=carrier)
@@ -120,7 +143,7 @@ DEFINITIONS = {
 ANSWER_HEARD_HELP = f"""answer heard after = end of your speech ({SPEECH_END}) -> first agent audio played,
   on the caller's clock; it includes the VAD's end-of-turn silence (VAD_SILENCE_DURATION_MS, default 500).
   The gateway's call_summary times the same turn on its clock, from the end of speech as the model's VAD
-  placed it: heard_latency_ms to the start of playback (from Twilio's mark echoes; comparable to this) and
+  placed it: heard_latency_ms to the start of playback (from the carrier's mark echoes; comparable to this) and
   turn_latency_ms to the first answer audio written to the carrier (no network or carrier buffering)."""
 
 
@@ -153,6 +176,10 @@ def refusal_hint(r: CallReport, url: str, *, signed: bool, carrier: str = "twili
         return f"the gateway closed the media stream (code {r.close_code}) before any answer: its log says why"
     webhook = f"{url.rstrip('/')}/voice/{carrier}"
     said = " ".join(r.twiml.split())[:120]
+    if status == 403 and carrier == "telnyx":
+        return ("the webhook refused the call (HTTP 403): the gateway verifies Telnyx signatures with its "
+                "TELNYX_PUBLIC_KEY; --auth-token (or TELNYX_SIM_PRIVATE_KEY) must be the private key of that "
+                "pair (`--new-telnyx-key` prints a test pair: give the gateway its public key)")
     if status == 403:
         if not signed:
             return (f"the webhook refused the call (HTTP 403): set --auth-token (or {secret}) to the "
@@ -170,6 +197,8 @@ def refusal_hint(r: CallReport, url: str, *, signed: bool, carrier: str = "twili
         return f"the gateway failed on the webhook (HTTP {status}): its log says why"
     if status != 200:
         return f"the webhook refused the call (HTTP {status}{': ' + said if said else ''})"
+    if carrier == "vonage":
+        return vonage_hint(r.twiml, said)
     try:
         root = ET.fromstring(r.twiml)
     except ET.ParseError:
@@ -187,6 +216,20 @@ def refusal_hint(r: CallReport, url: str, *, signed: bool, carrier: str = "twili
                 + "): the gateway did not connect the call")
     return ("the webhook's TwiML has no <Connect><Stream url=...> ("
             + ("+".join(f"<{v}>" for v in verbs) or "empty") + "): the gateway did not connect the call")
+
+
+def vonage_hint(answer: str, said: str) -> str:
+    """Why Vonage's NCCO (a JSON array of actions) connected no stream."""
+    try:
+        ncco = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return (f"the webhook answered HTTP 200 but not with an NCCO ({said or 'an empty body'}): is --url the "
+                "voice gateway?")
+    actions = [a.get("action") for a in ncco if isinstance(a, dict)] if isinstance(ncco, list) else []
+    if "talk" in actions and "connect" not in actions:
+        return "the gateway declined the call (NCCO talk only): it is draining or at MAX_CONCURRENT_CALLS"
+    return ("the NCCO has no connect action to a websocket endpoint (" + ("+".join(map(str, actions)) or "empty")
+            + "): the gateway did not connect the call")
 
 
 # ------------------------------------------------------------------------------------------- output

@@ -40,7 +40,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from gateway.carriers.telnyx.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from gateway.sim.audio import ALAW_FORMAT, ULAW_FORMAT, convert
@@ -55,6 +55,24 @@ MIN_CHUNK_MS = 20  # TX-A: RTP media sent back "can contain 20 milliseconds to 3
 def call_control_id() -> str:
     """A Call Control id shaped like Telnyx's: ``v3:`` and 54 URL-safe base64 characters."""
     return "v3:" + secrets.token_urlsafe(40)
+
+
+def telnyx_private_key(text: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from its base64 raw form (32 bytes), as `new_telnyx_key_pair` prints it."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise ValueError("not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"an Ed25519 private key is 32 bytes, this is {len(raw)}")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def new_telnyx_key_pair() -> tuple[str, str]:
+    """(private, public), base64: a key pair to sign simulated Telnyx webhooks with and verify them by."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return base64.b64encode(raw).decode(), public_key_of(key)
 
 
 def public_key_of(private_key: Ed25519PrivateKey) -> str:
@@ -74,11 +92,11 @@ class TelnyxCaller(SimulatedCaller):
     ``signed_at_offset_s`` moves the signature's timestamp from now (a stale or future webhook);
     ``method`` is the TeXML application's voice method (POST, or GET: the fields in the query)."""
 
-    def __init__(self, gateway_url: str, *, private_key: Ed25519PrivateKey | None = None, codec: str = "PCMU",
+    def __init__(self, gateway_url: str, *, private_key: Ed25519PrivateKey | None = None, codec: str | None = None,
                  from_: str = "+15005550006", to: str = "+15005550001", call_sid: str | None = None,
                  media_url: str | None = None, connect_timeout_s: float = 10.0, webhook_path: str | None = None,
                  method: str = "POST", signed_at_offset_s: float = 0.0) -> None:
-        if codec not in CODECS:
+        if codec is not None and codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)} (got {codec!r})")
         if method not in ("POST", "GET"):
             raise ValueError(f"method must be POST or GET (got {method!r})")
@@ -86,8 +104,10 @@ class TelnyxCaller(SimulatedCaller):
                          connect_timeout_s=connect_timeout_s, webhook_path=webhook_path or "/voice/telnyx")
         self.carrier, self.dialect = "telnyx", TELNYX
         self.private_key = private_key
-        self.codec, self.method, self.signed_at_offset_s = codec, method, signed_at_offset_s
-        self._wire = ALAW_FORMAT if codec == "PCMA" else ULAW_FORMAT
+        # `codec` None: the codec the TeXML answer names, as Telnyx does; else the one the caller insists on
+        self.expected_codec = codec
+        self.codec, self.method, self.signed_at_offset_s = codec or "PCMU", method, signed_at_offset_s
+        self._wire = ALAW_FORMAT if self.codec == "PCMA" else ULAW_FORMAT
         self.call_sid = call_sid or call_control_id()
         self.account_sid = str(uuid.uuid4())  # the AccountSid of the webhook, user_id of the stream
         self.stream_sid = str(uuid.uuid4()).upper()  # stream_id, as TX-A's example writes it
@@ -131,6 +151,10 @@ class TelnyxCaller(SimulatedCaller):
         stream = root.find("./Connect/Stream") if root.tag == "Response" else None
         if stream is None or not stream.get("url"):
             raise CallRefused("TeXML has no <Response><Connect><Stream url=...>")
+        if self.expected_codec is None:  # like Telnyx: stream in the codec the answer names
+            named = stream.get("codec", "")
+            self.codec = named if named in CODECS else "PCMU"
+            self._wire = ALAW_FORMAT if self.codec == "PCMA" else ULAW_FORMAT
         for name, expected in (("bidirectionalMode", "rtp"), ("bidirectionalCodec", self.codec),
                                ("codec", self.codec)):
             if stream.get(name) != expected:

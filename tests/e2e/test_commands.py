@@ -102,3 +102,54 @@ async def test_bad_configuration_exits_2_with_a_clear_message(env, message):
     assert proc.returncode == 2
     assert message in err.decode()
     assert "Traceback" not in err.decode() + out.decode()
+
+
+async def test_the_call_command_places_telnyx_and_vonage_calls_through_a_served_gateway():
+    """`python -m gateway call --carrier telnyx|vonage` against `python -m gateway serve` (Telnyx in A-law),
+    both real processes, each refused unsigned with a hint, then signed and answered."""
+    import signal
+
+    pair = await place_call("--carrier", "telnyx", "--new-telnyx-key", env=clean_env())
+    keys = dict(line.split("  #")[0].split("=", 1) for line in pair[1].splitlines())
+    assert set(keys) == {"TELNYX_SIM_PRIVATE_KEY", "TELNYX_PUBLIC_KEY"}
+    signing = {"TELNYX_PUBLIC_KEY": keys["TELNYX_PUBLIC_KEY"], "VONAGE_SIGNATURE_SECRET": "vonage-secret-for-tests"}
+
+    def env(**extra: str) -> dict[str, str]:
+        base = {k: v for k, v in clean_env().items() if not k.startswith(("TELNYX_", "VONAGE_"))}
+        return {**base, **extra}
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--env-file", "none",
+        env=env(PORT=str(port), TELNYX_CODEC="PCMA", **signing),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    lines: list[dict] = []
+    try:
+        assert proc.stdout is not None
+        await read_until(proc.stdout, "gateway_listening", lines)
+        url = f"http://127.0.0.1:{port}"
+        for carrier, secret in (("telnyx", {"TELNYX_SIM_PRIVATE_KEY": keys["TELNYX_SIM_PRIVATE_KEY"]}),
+                                ("vonage", {"VONAGE_SIGNATURE_SECRET": signing["VONAGE_SIGNATURE_SECRET"]})):
+            code, out = await place_call("--url", url, "--carrier", carrier, "--turns", "1", env=env())
+            assert code == 1 and "webhook: HTTP 403" in out and "refused:" in out, out
+            code, out = await place_call("--url", url, "--carrier", carrier, "--turns", "1", "--json",
+                                         env=env(**secret))
+            assert code == 0, out
+            report = orjson.loads(out)
+            assert len(report["turn_latencies_ms"]) == 1 and report["errors"] == []
+            ended = await read_until(proc.stdout, "call_summary", lines)
+            assert ended["outcome"] == "completed" and ended["carrier"] == carrier
+            assert ended["call_sid"] == report["call_sid"]
+        started = [line for line in lines if line.get("event") == "call_started"]
+        assert [line["codec"] for line in started] == ["pcma", "l16"]  # A-law passed through; L16 converted
+        bad = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "call", "--url", url, "--carrier", "telnyx", "--auth-token", "not a key",
+            env=env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(bad.communicate(), 30)
+        assert bad.returncode == 2 and b"--auth-token for Telnyx: not base64" in err
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
