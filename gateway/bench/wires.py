@@ -167,4 +167,39 @@ class PlivoWire(Wire):
         return None
 
 
-WIRES: dict[str, type[Wire]] = {"twilio": Wire, "signalwire": SignalWireWire, "plivo": PlivoWire}
+class TelnyxWire(Wire):
+    """Telnyx's media streams (TeXML, RTP mode, PCMU): snake_case ids, marks back at a clear, `stop`."""
+
+    name = "telnyx"
+
+    def __init__(self, call_id: int) -> None:
+        self.stream_sid, self.account_sid = str(uuid.uuid4()).upper(), str(uuid.uuid4())
+        self.call_sid = "v3:" + secrets.token_urlsafe(40)  # a Call Control id
+
+    def webhook_form(self) -> dict[str, str]:
+        return {"AccountSid": self.account_sid, "CallSid": self.call_sid, "From": "+15005550006",
+                "To": "+15005550001", "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+
+    def opening(self, parameters: dict[str, str], seq: int) -> list[bytes]:
+        start = {"user_id": self.account_sid, "call_control_id": self.call_sid, "from": "+15005550006",
+                 "to": "+15005550001", "custom_parameters": parameters,
+                 "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}
+        return [orjson.dumps({"event": "connected", "version": "1.0.0"}),
+                orjson.dumps({"event": "start", "sequence_number": str(seq), "start": start,
+                              "stream_id": self.stream_sid})]
+
+    def media(self, seq: int, k: int, payload: str) -> bytes:
+        return (f'{{"event":"media","sequence_number":"{seq}","stream_id":"{self.stream_sid}","media":{{'
+                f'"track":"inbound","chunk":"{k}","timestamp":"{(k - 1) * 20}","payload":"{payload}"}}}}').encode()
+
+    def mark_played(self, seq: int, name: str) -> bytes:
+        return (b'{"event":"mark","sequence_number":"' + str(seq).encode() + b'","stream_id":"'
+                + self.stream_sid.encode() + b'","mark":{"name":' + orjson.dumps(name) + b"}}")
+
+    def stop(self, seq: int) -> bytes | None:
+        return orjson.dumps({"event": "stop", "sequence_number": str(seq), "stream_id": self.stream_sid,
+                             "stop": {"user_id": self.account_sid, "call_control_id": self.call_sid}})
+
+
+WIRES: dict[str, type[Wire]] = {"twilio": Wire, "signalwire": SignalWireWire, "plivo": PlivoWire,
+                                "telnyx": TelnyxWire}
