@@ -1,4 +1,5 @@
-"""The CPU cost of Vonage's audio conversion, per 20 ms frame, next to the μ-law passthrough (Twilio's face).
+"""The CPU cost of Vonage's audio conversion, per 20 ms frame, next to the μ-law passthrough faces (Twilio's,
+Plivo's, Telnyx's; SignalWire's is Twilio's).
 
 `python -m gateway.bench.convert` reports CPU microseconds (`time.process_time`, best of several rounds)
 per 20 ms frame in each direction, and the CPU-seconds one call-second costs (50 frames each way):
@@ -27,6 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 
+from gateway.carriers.plivo.stream import PlivoStream
+from gateway.carriers.telnyx.stream import TelnyxStream
 from gateway.carriers.twilio.stream import TwilioStream
 from gateway.carriers.vonage.convert import Resampler, audioop
 from gateway.carriers.vonage.stream import VonageStream
@@ -71,6 +74,31 @@ def twilio_face() -> TwilioStream:
     return face
 
 
+PLIVO_START = {"event": "start", "sequenceNumber": 1, "start": {
+    "callId": CALL_UUID, "streamId": CALL_UUID, "accountId": "MAXXXXXXXXXXXXXXXXXX",
+    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": ""}
+TELNYX_START = {"event": "start", "sequence_number": "1", "stream_id": CALL_UUID, "start": {
+    "user_id": CALL_UUID, "call_control_id": "v3:" + "a" * 54, "custom_parameters": {},
+    "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}
+
+
+def passthrough_faces() -> dict[str, tuple[object, bytes]]:
+    """The other μ-law passthrough faces, started, and one inbound media frame of each."""
+    ulaw = base64.b64encode(b"\x7f" * 160).decode()
+    plivo, telnyx = PlivoStream(), TelnyxStream()
+    plivo.decode(orjson.dumps(PLIVO_START))
+    telnyx.decode(orjson.dumps(TELNYX_START))
+    return {
+        "plivo μ-law passthrough": (plivo, orjson.dumps({"event": "media", "sequenceNumber": 2, "streamId": CALL_UUID,
+                                                         "media": {"track": "inbound", "timestamp": "1700000000000",
+                                                                   "chunk": 1, "payload": ulaw}})),
+        "telnyx μ-law passthrough": (telnyx, orjson.dumps({"event": "media", "sequence_number": "2",
+                                                           "stream_id": CALL_UUID, "media": {
+                                                               "track": "inbound", "chunk": "1", "timestamp": "5",
+                                                               "payload": ulaw}})),
+    }
+
+
 def faces(number: int, repeat: int) -> dict[str, tuple[float, float, float]]:
     """Per stream face: (in, out with 20 ms chunks, out with 100 ms chunks), µs per 20 ms frame."""
     out = {}
@@ -83,6 +111,12 @@ def faces(number: int, repeat: int) -> dict[str, tuple[float, float, float]]:
         cpu_us(lambda: twilio.decode(media), number, repeat),
         cpu_us(lambda: twilio.encode(PlayAudio(ulaw)), number, repeat),
         cpu_us(lambda: twilio.encode(ulaw100), number, repeat, per=5))
+    for name, (face, frame) in passthrough_faces().items():
+        assert type(face.decode(frame)) is CallerAudio, name  # type: ignore[attr-defined]
+        out[name] = (
+            cpu_us(lambda face=face, frame=frame: face.decode(frame), number, repeat),  # type: ignore[attr-defined]
+            cpu_us(lambda face=face: face.encode(PlayAudio(ulaw)), number, repeat),  # type: ignore[attr-defined]
+            cpu_us(lambda face=face: face.encode(ulaw100), number, repeat, per=5))  # type: ignore[attr-defined]
     pcm20, pcm100 = PlayAudio(base64.b64encode(tone(24000, 20)).decode()), PlayAudio(
         base64.b64encode(tone(24000, 100)).decode())
     for rate in (16000, 8000):
