@@ -101,3 +101,16 @@ def test_the_per_frame_timer_runs_both_directions():
 
     figures = measure(number=200, repeat=2)
     assert set(figures) == {"inbound", "outbound"} and all(v > 0 for v in figures.values())
+
+
+def test_the_conversion_microbench_runs_every_face() -> None:
+    """`python -m gateway.bench.convert` on a few frames: every face and resampler reported (figures not judged)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "gateway.bench.convert", "--number", "20", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("twilio μ-law passthrough", "plivo μ-law passthrough", "telnyx μ-law passthrough",
+                 "vonage L16 16 kHz ⇄ 24 kHz", "vonage L16 8 kHz ⇄ 24 kHz", "audioop.ratecv (chosen)"):
+        assert name in done.stdout, name
