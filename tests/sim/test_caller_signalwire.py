@@ -111,9 +111,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def test_the_carrier_option():
     assert parse([]).carrier == "twilio" and parse([]).auth_token is None
-    assert parse(["--carrier", "signalwire"]).carrier == "signalwire"
+    for carrier in ("signalwire", "plivo", "telnyx", "vonage"):
+        assert parse(["--carrier", carrier]).carrier == carrier
     with pytest.raises(SystemExit):
-        parse(["--carrier", "telnyx"])
+        parse(["--carrier", "bandwidth"])
 
 
 def test_refusal_hints_name_the_carrier_s_secret_and_route():
