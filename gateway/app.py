@@ -24,6 +24,7 @@ from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
 from gateway.realtime.entra import token_refresher
 from gateway.state import STATE, GatewayState
+from gateway.tools.runner import Toolbox
 
 __all__ = ["STATE", "GatewayState", "create_app", "create_metrics_app", "serve"]
 
@@ -40,14 +41,30 @@ async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
         return
     from gateway.sim.echo import EchoLine
 
-    echo = EchoLine(host="127.0.0.1", port=0)
+    script = state.settings.echo_tool_script
+    echo = EchoLine(host="127.0.0.1", port=0, tool_script=script)
     await echo.start()
     state.echo = echo
     state.upstream = dataclasses.replace(state.upstream, url=echo.url)
+    tools = state.settings.agent.tools
+    if script is not None:
+        log.info("echo_tool_script", turns=sorted(script.turns), calls=sorted(script.calls()),
+                 undeclared=sorted(script.calls() - set(tools.names())) or None)
+    elif tools:
+        log.info("echo_tool_script_unset", note="the offline echo line only echoes: set ECHO_TOOL_SCRIPT (e.g. "
+                 "deploy/echo-script.example.yaml) to have it call the tools of TOOLS_FILE")
     try:
         yield
     finally:
         await echo.stop()
+
+
+async def _tools(app: web.Application) -> AsyncIterator[None]:
+    """The tools' one HTTP client, closed at shutdown."""
+    try:
+        yield
+    finally:
+        await app[STATE].tools.close()
 
 
 async def _call_reports(app: web.Application) -> AsyncIterator[None]:
@@ -111,12 +128,14 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app.on_response_prepare.append(_server_header)
     metrics.initialise_labels(list(settings.carriers), settings.upstream.provider)  # alerts see 0, not nothing
+    metrics.initialise_tool_labels(settings.agent.tools.names())
     app[STATE] = GatewayState(
         settings=settings,
         upstream=settings.upstream,
         tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
         carriers=registry.build(settings.carriers),
         reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
+        tools=Toolbox(settings.agent.tools),
     )
     state = app[STATE]
     if settings.public_url:  # carriers that fetch call-control markup get signed URLs of it
@@ -137,7 +156,12 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/calls", list_calls)
     if settings.metrics_port is None:
         app.router.add_get("/metrics", metrics_handler(STATE))
+    if settings.offline:  # the example tools file's order-status tool answers offline (deploy/tools.example.yaml)
+        from gateway.sim.echo_demo import demo_order
+
+        app.router.add_get("/demo/orders/{order_id}", demo_order)
     app.cleanup_ctx.append(_offline_echo_line)
+    app.cleanup_ctx.append(_tools)
     app.cleanup_ctx.append(_loop_lag_monitor)
     app.cleanup_ctx.append(_call_reports)
     app.cleanup_ctx.append(_carriers)

@@ -24,6 +24,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.tools.loader import load_tools_file
+from gateway.tools.script import ToolScript, load_script
+from gateway.tools.spec import ToolsSpec
 
 __all__ = ["Agent", "ConfigError", "Dialect", "Fallback", "Provider", "Secret", "Settings", "TurnDetection",
            "Upstream", "load_settings"]
@@ -62,6 +65,7 @@ class Agent:
     transcription_model: str | None = None
     transcription_language: str | None = None
     noise_reduction: Literal["near_field", "far_field"] | None = None
+    tools: ToolsSpec = field(default_factory=ToolsSpec)  # TOOLS_FILE
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Settings:
     admin_token: Secret | None = None
     fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
     carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
+    echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
@@ -128,7 +133,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction (bearer headers also without their scheme)."""
         values = [self.stream_token_secret, self.admin_token, *(v for _, v in self.upstream.headers),
-                  *registry.secrets(self.carriers)]
+                  *registry.secrets(self.carriers), *self.agent.tools.secrets()]
         out = []
         for value in values:
             if isinstance(value, Secret) and value:
@@ -317,8 +322,9 @@ def _voice(env: CollectingEnv, provider: Provider | None) -> str:
     return voice
 
 
-def _agent(env: CollectingEnv, provider: Provider | None) -> Agent:
+def _agent(env: CollectingEnv, provider: Provider | None, environ: Mapping[str, str], dialect: str | None) -> Agent:
     instructions = env.check(lambda: _instructions(env), None)
+    tools_file = env.str("TOOLS_FILE")
     voice = _voice(env, provider)
     mode = env.choice("TURN_DETECTION", "server_vad", ("server_vad", "semantic_vad", "none"))
     turn = TurnDetection(
@@ -339,6 +345,7 @@ def _agent(env: CollectingEnv, provider: Provider | None) -> Agent:
         transcription_model=env.str("INPUT_TRANSCRIPTION_MODEL"),
         transcription_language=env.str("INPUT_TRANSCRIPTION_LANGUAGE"),
         noise_reduction=None if noise == "off" else noise,  # type: ignore[arg-type]
+        tools=env.check(lambda: load_tools_file(tools_file, environ, dialect), ToolsSpec()),
     )
 
 
@@ -392,7 +399,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if token_secret and len(token_secret.reveal()) < 16:
         env.error("STREAM_TOKEN_SECRET must be at least 16 characters long")
     provider, choice = _choose_provider(env)
-    report_url = env.str("CALL_REPORT_URL")
+    report_url, script = env.str("CALL_REPORT_URL"), env.str("ECHO_TOOL_SCRIPT")
+    upstream = _upstream(env, provider)
+    if script and provider != "echo":
+        env.warn("ECHO_TOOL_SCRIPT is set but the upstream is not the offline echo line: it is not used")
     settings = Settings(
         host=env.str("HOST", "0.0.0.0") or "0.0.0.0",
         port=port or 8080,
@@ -415,15 +425,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         call_report_url=env.check(lambda: check_url("CALL_REPORT_URL", report_url, ("https", "http")), None)
         if report_url else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
-        upstream=_upstream(env, provider),  # type: ignore[arg-type]
+        upstream=upstream,  # type: ignore[arg-type]
         upstream_choice=choice,
-        agent=_agent(env, provider),
+        agent=_agent(env, provider, environ, upstream.dialect if upstream else None),
         stream_token_secret=token_secret or Secret(secrets.token_urlsafe(32)),
         stream_token_secret_generated=token_secret is None,
         stream_token_ttl_s=env.float("STREAM_TOKEN_TTL_S", 60.0, 1.0, 3600.0),
         admin_token=env.secret("ADMIN_TOKEN"),
         fallback=_fallback(env),
         carriers=_carriers(env, environ),
+        echo_tool_script=env.check(lambda: load_script(script), None),
         warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
     if env.errors:

@@ -42,6 +42,7 @@ class GatewayState:
     draining: bool = False
     reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
     echo: Any = None  # the built-in echo line, when running offline
+    tools: Any = None  # tools.runner.Toolbox: the tools file's tools and their one HTTP client
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 

@@ -3,7 +3,8 @@
 The media handler feeds it carrier events (audio, marks, dtmf, stop, violations) and upstream events
 (deltas, speech started, responses, errors), as the faces decoded them, plus the upstream session's
 life (opened, closed, failed) and a housekeeping tick; it performs the actions returned, in order.
-The session's lifecycle (losing, replacing and renewing it, the stall watch) is in `SessionKeeping`.
+The session's lifecycle (losing, replacing and renewing it, the stall watch) is in `SessionKeeping`;
+function calls and the built-ins that end or move the call are in `ToolKeeping`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from gateway.core.events import (
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
     TranscriptDelta,
     TranscriptDone,
     TranscriptFailed,
@@ -50,12 +52,13 @@ from gateway.core.events import (
 from gateway.core.lifecycle import NOTHING, SessionKeeping
 from gateway.core.playback import PlaybackTracker
 from gateway.core.stats import CallStats
+from gateway.core.tools import ToolKeeping
 from gateway.core.watch import FrameRate
 
 LOGGED_VIOLATIONS = 5  # carrier protocol violations logged per call; the rest are only counted
 
 
-class Call(SessionKeeping):
+class Call(ToolKeeping, SessionKeeping):
     """The decisions of one call. `now` is always milliseconds on a monotonic clock."""
 
     def __init__(
@@ -73,6 +76,7 @@ class Call(SessionKeeping):
         whole_frames: bool = False,
         codec: Codec = PCMU,
         ready_timeout_s: float = 0.0,
+        sensitive_tools: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(max_reconnects=max_reconnects, retry_backoff_s=retry_backoff_s,
                          session_max_s=session_max_s, stall_timeout_s=stall_timeout_s,
@@ -101,6 +105,7 @@ class Call(SessionKeeping):
         self._caller_speaking = False
         self._turn_ended_at: float | None = None  # the caller's turn ended; no response created yet
         self._input_base_ms = 0.0  # caller audio received before the current session's input timeline
+        self._init_tools(sensitive_tools)
 
     def set_codec(self, codec: Codec) -> None:
         """The stream's codec, once its start message names it (before any audio)."""
@@ -144,6 +149,8 @@ class Call(SessionKeeping):
             # The echo comes when the chunk has played: it started being heard `ms` earlier.
             self._first_mark = None
             self.stats.heard_latencies_ms.append(now - first[1] - self._speech_stopped_at)
+        if self.departure is not None:  # the end of a goodbye (or a hand-off line) may just have played
+            return tuple(self._departure_step(now))
         return NOTHING
 
     def carrier_dtmf(self, digit: str, now: float) -> tuple[Action, ...]:
@@ -206,6 +213,7 @@ class Call(SessionKeeping):
 
     def _speech_started(self, event: SpeechStarted, now: float) -> tuple[Action, ...]:
         self._caller_speaking = True
+        self._tools_speech_started()
         self.conversation.user_turn(event.item_id)
         actions: list[Action] = []
         playing = self.playback.is_playing(now)
@@ -233,6 +241,7 @@ class Call(SessionKeeping):
         self.playback.clear()
         self._awaiting_first_audio = False
         self._first_mark = None
+        actions.extend(self._after_tools(now))  # held tool outputs go now; the caller's turn answers them
         return tuple(actions)
 
     def _speech_stopped(self, event: SpeechStopped, now: float) -> tuple[Action, ...]:
@@ -252,15 +261,17 @@ class Call(SessionKeeping):
     def _response_created(self, event: ResponseCreated, now: float) -> tuple[Action, ...]:
         self.active_response_id = event.response_id
         self._turn_ended_at = None
+        self._tools_response_created()
         return NOTHING
 
     def _response_done(self, event: ResponseDone, now: float) -> tuple[Action, ...]:
         if event.response_id == self.active_response_id:
             self.active_response_id = None
         self.stats.count_response(event.status, event.usage)
+        after = self._after_tools(now)
         if event.status == "failed":
-            return (Note("response_failed", "warning", {"details": event.details or {}}),)
-        return NOTHING
+            return (Note("response_failed", "warning", {"details": event.details or {}}), *after)
+        return tuple(after)
 
     def _audio_done(self, event: AudioDone, now: float) -> tuple[Action, ...]:
         if event.item_id is not None:
@@ -324,6 +335,19 @@ class Call(SessionKeeping):
                     Hangup("upstream_error", f"fatal upstream error: {event.code or event.error_type}", fallback=True))
         return (Note("upstream_error", "info" if severity == BENIGN else "warning", fields),)
 
+    # --- housekeeping, with the departure's clock ------------------------------------------------
+
+    def tick(self, now: float, *, carrier_backed_up: bool, upstream_backed_up: bool) -> tuple[Action, ...]:
+        actions = super().tick(now, carrier_backed_up=carrier_backed_up, upstream_backed_up=upstream_backed_up)
+        if actions or self.departure is None:
+            return actions
+        return tuple(self._departure_step(now))  # without marks the clock says when the goodbye played
+
+    def tick_interval_s(self, now: float | None = None) -> float:
+        interval = super().tick_interval_s(now)
+        waiting = None if now is None else self.departure_tick_s(now)
+        return interval if waiting is None else min(interval, waiting)
+
 
 _HANDLERS: dict[type, Callable[[Call, Any, float], tuple[Action, ...]]] = {
     SpeechStarted: Call._speech_started,
@@ -338,6 +362,7 @@ _HANDLERS: dict[type, Callable[[Call, Any, float], tuple[Action, ...]]] = {
     ItemTruncated: Call._item_truncated,
     SessionCreated: Call._session_created,
     SessionUpdated: Call._session_updated,
+    ToolCall: Call._tool_call,
     UpstreamError: Call._error,
     UpstreamUnreadable: Call._unreadable,
 }

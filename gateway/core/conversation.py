@@ -4,7 +4,10 @@ A Realtime session keeps the conversation server-side; when the session is lost 
 duration cap) the new one starts empty. The log is fed by the `Call` from events it already handles:
 the caller's turns (their item ids, then their transcripts when input transcription is on), the
 assistant's answers (transcript deltas, then the final transcript) and how much of each cut-off answer
-the caller heard. Turns are kept in the order they first appeared; the log is bounded.
+the caller heard; and the function calls the model made with their outputs (replayed as
+`function_call` and `function_call_output` items, so a tool that ran, or is still running, across a
+reconnect stays part of the conversation). Turns are kept in the order they first appeared; the log is
+bounded.
 """
 
 from __future__ import annotations
@@ -16,14 +19,20 @@ MAX_REPLAY_CHARS = 24_000  # the newest turns whose text fits are replayed
 CUT_MARK = "…"
 
 
+FUNCTION_CALL = "function_call"
+FUNCTION_OUTPUT = "function_call_output"
+
+
 @dataclass(slots=True)
 class Turn:
-    role: str  # "user" | "assistant"
+    role: str  # "user" | "assistant" | FUNCTION_CALL (text: the arguments) | FUNCTION_OUTPUT (text: the output)
     item_id: str
     text: str = ""
     final: bool = False  # the final transcript arrived
     parts: list[str] = field(default_factory=list)  # transcript deltas until then
     heard: float | None = None  # fraction of an answer's audio the caller heard, when it was cut short
+    call_id: str = ""
+    name: str = ""
 
 
 def heard_prefix(text: str, fraction: float) -> str:
@@ -75,6 +84,16 @@ class ConversationLog:
             turn.text, turn.final = text, True
             turn.parts.clear()
 
+    def function_call(self, item_id: str | None, call_id: str, name: str, arguments: str) -> None:
+        turn = self._turn(FUNCTION_CALL, item_id or f"call:{call_id}")
+        if turn is not None:
+            turn.call_id, turn.name, turn.text, turn.final = call_id, name, arguments, True
+
+    def function_output(self, call_id: str, output: str) -> None:
+        turn = self._turn(FUNCTION_OUTPUT, f"output:{call_id}")
+        if turn is not None:
+            turn.call_id, turn.text, turn.final = call_id, output, True
+
     def cut(self, item_id: str, heard_ms: float, sent_ms: float) -> None:
         """The caller heard only `heard_ms` of the `sent_ms` of this answer's audio."""
         turn = self._turns.get(item_id)
@@ -82,10 +101,18 @@ class ConversationLog:
             fraction = min(1.0, heard_ms / sent_ms)
             turn.heard = fraction if turn.heard is None else min(turn.heard, fraction)
 
-    def replay(self) -> tuple[tuple[str, str], ...]:
-        """(role, text) for every turn with text, oldest first, cut answers as heard; bounded in size."""
-        out: list[tuple[str, str]] = []
+    def replay(self) -> tuple[tuple[str, ...], ...]:
+        """Every turn with text, oldest first, cut answers as heard; bounded in size. Messages are
+        (role, text); function calls (FUNCTION_CALL, call_id, name, arguments) and their outputs
+        (FUNCTION_OUTPUT, call_id, output); an output whose call is not replayed is left out."""
+        out: list[tuple[str, ...]] = []
         for turn in self._turns.values():
+            if turn.role == FUNCTION_CALL:
+                out.append((FUNCTION_CALL, turn.call_id, turn.name, turn.text))
+                continue
+            if turn.role == FUNCTION_OUTPUT:
+                out.append((FUNCTION_OUTPUT, turn.call_id, turn.text))
+                continue
             text = (turn.text if turn.final else "".join(turn.parts)).strip()
             if turn.role == "assistant":
                 if turn.heard is not None:
@@ -95,7 +122,15 @@ class ConversationLog:
             if text:
                 out.append((turn.role, text))
         size, keep = 0, len(out)
-        while keep > 0 and size + len(out[keep - 1][1]) <= MAX_REPLAY_CHARS:
+        while keep > 0 and size + len(out[keep - 1][-1]) <= MAX_REPLAY_CHARS:
             keep -= 1
-            size += len(out[keep][1])
-        return tuple(out[keep:])
+            size += len(out[keep][-1])
+        calls: set[str] = set()
+        kept = []
+        for entry in out[keep:]:
+            if entry[0] == FUNCTION_CALL:
+                calls.add(entry[1])
+            elif entry[0] == FUNCTION_OUTPUT and entry[1] not in calls:
+                continue  # its call was dropped (bounded log or replay): the server would refuse it
+            kept.append(entry)
+        return tuple(kept)

@@ -203,11 +203,54 @@ class UpstreamIgnored:
     event_type: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model calls a function: `arguments` is the JSON text it wrote, unparsed (it may not be JSON)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    item_id: str | None = None
+    response_id: str | None = None
+
+
 UpstreamEvent = (
     AudioDelta | AudioDone | SpeechStarted | SpeechStopped | ResponseCreated | ResponseDone | ItemAdded
     | TranscriptDelta | TranscriptDone | TranscriptFailed | ItemTruncated | SessionCreated | SessionUpdated
-    | UpstreamError | UpstreamUnreadable | UpstreamIgnored
+    | ToolCall | UpstreamError | UpstreamUnreadable | UpstreamIgnored
 )
+
+
+# --- what the I/O layer reports back about a tool it ran (Call.tool_result) --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndCall:
+    """An accepted end_call: hang up once what the agent is saying has been heard, `max_wait_s` at most."""
+
+    reason: str = ""
+    max_wait_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTo:
+    """An accepted transfer_call to an allow-listed destination (by name), after its hand-off line."""
+
+    destination: str
+    handoff: str | None = None
+    max_wait_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool finished, or was refused before it ran. `output` goes to the model as the function's output;
+    `outcome` is a bounded label (ok, bad_arguments, unknown_tool, http_error, timeout, too_large, failed,
+    refused); `then` is what an accepted built-in asks of the call."""
+
+    call_id: str
+    output: str
+    outcome: str = "ok"
+    then: EndCall | TransferTo | None = None
 
 
 # --- actions the core asks for ---------------------------------------------------------------------
@@ -284,10 +327,62 @@ class TruncateItem:
 
 @dataclass(frozen=True, slots=True)
 class RestoreConversation:
-    """Upstream (a new session): recreate the conversation so far as text items, oldest first."""
+    """Upstream (a new session): recreate the conversation so far as items, oldest first: ("user", text),
+    ("assistant", text), ("function_call", call_id, name, arguments), ("function_call_output", call_id, output)."""
 
     side: ClassVar[str] = UPSTREAM
-    turns: tuple[tuple[str, str], ...]  # (role: "user" | "assistant", text)
+    turns: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendToolOutput:
+    """Upstream: the output of the function call `call_id`, added to the conversation."""
+
+    side: ClassVar[str] = UPSTREAM
+    call_id: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResponse:
+    """Upstream: ask the model to answer now (after a tool's output)."""
+
+    side: ClassVar[str] = UPSTREAM
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Upstream: have the agent say exactly this (a transfer's hand-off line)."""
+
+    side: ClassVar[str] = UPSTREAM
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inform:
+    """Upstream: tell the model something the caller does not hear (a system message item)."""
+
+    side: ClassVar[str] = UPSTREAM
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Control: run the function the model called (as a task), and report with `Call.tool_result`."""
+
+    side: ClassVar[str] = CONTROL
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCall:
+    """Control: move the live call to the allow-listed destination of this name through the carrier's
+    call control, and report with `Call.transfer_result`."""
+
+    side: ClassVar[str] = CONTROL
+    destination: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,9 +411,10 @@ class Hangup:
     hand the live call to the fallback (an apology, or a transfer) through the carrier's call control."""
 
     side: ClassVar[str] = CONTROL
-    outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained
+    outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained, agent_ended
     reason: str
     fallback: bool = False
+    carrier_hangup: bool = False  # end the live call through the carrier's call control, then close
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,5 +429,6 @@ class Note:
 
 Action = (
     PlayAudio | SendMark | ClearPlayback | AppendAudio | ConfigureSession | Greet | CancelResponse
-    | TruncateItem | RestoreConversation | Reconnect | Abort | Hangup | Note
+    | TruncateItem | RestoreConversation | SendToolOutput | RequestResponse | Say | Inform | RunTool | TransferCall
+    | Reconnect | Abort | Hangup | Note
 )

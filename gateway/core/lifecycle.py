@@ -10,6 +10,7 @@ draining is given up. `tick` is called about once a second (`tick_interval_s`) b
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.core.events import (
@@ -55,6 +56,9 @@ class SessionKeeping:
     _dropped_responses: deque[str]
     _awaiting_first_audio: bool
     _first_mark: tuple[str, float] | None
+    tools_busy: bool
+    _tools_session_left: Callable[[], None]
+    _after_tools: Callable[[float], list[Action]]
 
     def __init__(self, *, max_reconnects: int, retry_backoff_s: float, session_max_s: float,
                  stall_timeout_s: float, ready_timeout_s: float = 0.0) -> None:
@@ -91,7 +95,8 @@ class SessionKeeping:
         self.upstream_ready = True
         self.session_opened_at = now
         self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
-        return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._flush_buffered())
+        return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._flush_buffered(),
+                *self._after_tools(now))  # a tool that finished meanwhile is in the replay: answer it
 
     def session_answered(self, now: float) -> None:
         """The first session said it exists (session.created / session.updated): the agent is on the line."""
@@ -136,7 +141,8 @@ class SessionKeeping:
 
     def between_turns(self, now: float) -> bool:
         """A quiet moment: no response active or due, nothing playing, the caller not speaking."""
-        if not self.upstream_ready or self.ended or self.active_response_id is not None or self._caller_speaking:
+        if (not self.upstream_ready or self.ended or self.active_response_id is not None or self._caller_speaking
+                or self.tools_busy):
             return False
         if self._turn_ended_at is not None and now - self._turn_ended_at < RESPONSE_GRACE_MS:
             return False
@@ -209,6 +215,7 @@ class SessionKeeping:
         self._drop_active_response()
         self.upstream_ready = False
         self._forget_turn()
+        self._tools_session_left()
         return actions
 
     def _flush_buffered(self) -> list[Action]:

@@ -171,6 +171,10 @@ class PlaybackTracker:
                 break
         return pos
 
+    def remaining_ms(self, now: float) -> float:
+        """Audio sent but not yet played by the estimate at `now` (what a goodbye still has to go)."""
+        return max(0.0, self._queued_ms - self.position(now))
+
     def is_playing(self, now: float) -> bool:
         """True while audio is queued at the carrier, by estimate or by marks not yet echoed."""
         if not self.marks:

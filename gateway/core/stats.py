@@ -36,6 +36,9 @@ class CallStats:
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
     transcript: list[dict[str, Any]] = field(default_factory=list)  # {role, text, item_id}
     carrier_errors: dict[str, int] = field(default_factory=dict)  # carrier frames ignored, by kind
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {name, call_id, outcome, duration_ms[, arguments]}
+    tool_results: list[tuple[str, str, float]] = field(default_factory=list)  # (tool, outcome, ms), as they end
+    transfers: list[str] = field(default_factory=list)  # results: transferred, refused, failed, unavailable
     upstream_ready_ms: float | None = None  # from the stream's start to the first session answering
     upstream_not_ready: bool = False  # the ready deadline passed first
 

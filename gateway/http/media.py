@@ -3,8 +3,9 @@
 It reads carrier frames, has the carrier's stream face decode them, hands the typed events to the
 `Call` and performs the actions the call returns: carrier actions are encoded by the stream face,
 upstream actions by the Realtime face (through `UpstreamLink`, the upstream task), control actions
-here. A third task ticks the call's housekeeping. When either side ends, both sockets are closed and
-the tasks are awaited: nothing outlives the call.
+here. A third task ticks the call's housekeeping; the tools the model calls run as tasks of their own
+(`tools.runner.CallTools`), and a transfer runs as one. When either side ends, both sockets are closed
+and the tasks are cancelled or awaited: nothing outlives the call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from gateway.carriers.base import CallControlUnavailable, Carrier
+from gateway.carriers.base import Carrier
 from gateway.core.call import Call
 from gateway.core.events import (
     CARRIER,
@@ -33,10 +34,14 @@ from gateway.core.events import (
     PlayAudio,
     ProtocolViolation,
     Reconnect,
+    RunTool,
     StreamStart,
     StreamStop,
+    ToolResult,
+    TransferCall,
     UpstreamEvent,
 )
+from gateway.http.call_control import CallControl
 from gateway.http.stream_tokens import TokenRejected
 from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
 from gateway.http.urls import carrier_of, websocket_url
@@ -44,6 +49,8 @@ from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime.face import RealtimeFace
 from gateway.state import STATE, GatewayState
+from gateway.tools.http_tool import CallContext, error_output
+from gateway.tools.runner import CallTools, Toolbox
 
 log = structlog.get_logger("gateway.media")
 
@@ -52,7 +59,7 @@ TEXT = WSMsgType.TEXT
 BINARY = WSMsgType.BINARY
 
 
-class MediaSession:
+class MediaSession(CallControl):
     """One carrier media stream and its upstream Realtime session."""
 
     def __init__(self, state: GatewayState, carrier: Carrier, ws: web.WebSocketResponse,
@@ -70,13 +77,15 @@ class MediaSession:
                          session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
                          max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks,
                          whole_frames=carrier.capabilities.frame_ms > 0,
-                         ready_timeout_s=settings.upstream_ready_timeout_s)
+                         ready_timeout_s=settings.upstream_ready_timeout_s, sensitive_tools=agent.tools.sensitive())
         self.exporter = metrics.CallExporter(self.call.stats)
         self.link: UpstreamLink | None = None  # from the stream's start on
         self.upstream_task: asyncio.Task[None] | None = None
         self.monitor_task: asyncio.Task[None] | None = None
         self.fallback: str | None = None  # how the fallback went, when the upstream failed
-        self.fallback_task: asyncio.Task[None] | None = None
+        self.fallback_task: asyncio.Task[None] | None = None  # or the hang-up over the carrier's call control
+        self.tools: CallTools | None = None  # from the stream's start on
+        self.transfer_task: asyncio.Task[None] | None = None
         self.outcome: str | None = None
         self.reason = ""
         self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
@@ -116,7 +125,9 @@ class MediaSession:
                         if actions:
                             await self.perform(actions)
                     elif etype is MarkPlayed:
-                        call.carrier_mark(event.name, loop.time() * 1000.0)
+                        actions = call.carrier_mark(event.name, loop.time() * 1000.0)
+                        if actions:  # the end of a goodbye played: hang up
+                            await self.perform(actions)
                     elif etype is StreamStart:
                         start_deadline.reschedule(loop.time() + self.state.settings.max_call_duration_s)
                         if not self.begin(event):
@@ -169,6 +180,11 @@ class MediaSession:
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
         self.call.stream_started(start.codec, self.now())
+        if state.tools is None:
+            state.tools = Toolbox(state.settings.agent.tools)
+        context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
+                              start.parameters.get("to"))
+        self.tools = CallTools(state.tools, context, self.tool_done)
         self.log.info("call_started", upstream=state.upstream.describe(), dialect=state.upstream.dialect,
                       codec=start.codec.name)
         self.link = UpstreamLink(state.upstream, face, self.log, self.upstream_event, self.upstream_change)
@@ -247,6 +263,15 @@ class MediaSession:
         kind = type(action)
         if kind is Note:
             getattr(self.log, action.level)(action.event, **action.fields)
+        elif kind is RunTool:
+            tools = self.tools
+            result = (tools.start(action) if tools is not None
+                      else ToolResult(action.call_id, error_output("No tools are available."), "failed"))
+            if result is not None:  # checked and answered at once (bad arguments, a built-in)
+                await self.perform(self.call.tool_result(result, self.now()))
+        elif kind is TransferCall:
+            if self.transfer_task is None or self.transfer_task.done():
+                self.transfer_task = asyncio.create_task(self.transfer(action.destination), name="transfer")
         elif kind is Hangup:
             await self.hangup(action)
         elif kind is Reconnect:
@@ -267,36 +292,21 @@ class MediaSession:
         if self.outcome is None:
             self.outcome, self.reason = outcome, reason
 
+    async def tool_done(self, result: ToolResult) -> None:
+        """A tool task finished: its result goes to the call (`CallTools.on_result`)."""
+        await self.perform(self.call.tool_result(result, self.now()))
+
     async def hangup(self, action: Hangup) -> None:
         self.end(action.outcome, action.reason)
-        if (action.fallback and self.outcome == action.outcome and self.fallback_task is None and not self.ws.closed
-                and not self.aborted):
+        control = self.fall_back if action.fallback else self.hang_up_call if action.carrier_hangup else None
+        if (control is not None and self.outcome == action.outcome and self.fallback_task is None
+                and self.start is not None and not self.ws.closed and not self.aborted):
             # Shielded: the carrier may end the stream (and so this task) before its REST answer arrives.
-            self.fallback_task = asyncio.create_task(self.fall_back(), name="fallback")
+            self.fallback_task = asyncio.create_task(control(), name="fallback" if action.fallback else "hang-up")
             await asyncio.shield(self.fallback_task)
         if not self.ws.closed and not self.aborted:
             await self.ws.close(code=1000 if action.outcome != "rejected" else 1008,
                                 message=action.reason[:120].encode())
-
-    async def fall_back(self) -> None:
-        """The upstream failed: have the carrier play the apology (or dial the fallback number) instead of
-        leaving the caller in silence; the stream is closed afterwards either way."""
-        start = self.start
-        if start is None:
-            return
-        fallback = self.state.settings.fallback
-        try:
-            await self.carrier.fall_back(start, fallback)
-        except CallControlUnavailable as exc:
-            self.fallback = "unconfigured"
-            self.log.warning("fallback_unavailable", reason=str(exc), note="closing the stream; the carrier hangs up")
-        except Exception as exc:
-            self.fallback = "failed"
-            self.log.error("fallback_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        else:
-            self.fallback = "redirected"
-            self.log.info("fallback_redirected", dial=fallback.number is not None)
-        metrics.FALLBACKS.labels(self.fallback).inc()
 
     async def shut_down(self, reason: str) -> None:
         """The gateway stops: end the call now (the drain already waited for it)."""
@@ -314,6 +324,9 @@ class MediaSession:
             else:
                 ended = self.call.carrier_closed(self.now(), "carrier closed the stream")
                 self.end(ended.outcome, ended.reason)
+        if self.tools is not None:
+            await self.tools.cancel()
+        self.call.tools_cancelled(self.now())
         tasks = [t for t in (self.upstream_task, self.monitor_task) if t is not None]
         for task in tasks:
             if not task.done():
@@ -323,9 +336,10 @@ class MediaSession:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.fallback_task is not None:  # bounded by the REST timeout
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.fallback_task
+        for control in (self.fallback_task, self.transfer_task):  # bounded by the REST timeout
+            if control is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await control
         if not self.ws.closed:
             code = 1008 if self.outcome == "rejected" else 1000
             with contextlib.suppress(Exception):

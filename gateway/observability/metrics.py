@@ -25,7 +25,8 @@ disable_created_metrics()  # process-wide (PROMETHEUS_DISABLE_CREATED_SERIES doe
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 # The label values known in advance, created at 0 by initialise_labels.
-CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned")
+CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
+                 "agent_ended", "transferred")
 WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy", "control_document", "not_found")
 TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
                         "bad_handshake_signature", "over_capacity")
@@ -34,14 +35,19 @@ AUDIO_DIRECTIONS = ("inbound", "outbound")
 FALLBACK_RESULTS = ("redirected", "failed", "unconfigured")
 STALL_SIDES = ("carrier", "upstream")
 RECONNECT_REASONS = ("closed", "server_error", "session_expired", "stalled", "recycle")
+TOOL_OUTCOMES = ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout", "too_large", "failed", "refused",
+                 "cancelled")
+TRANSFER_RESULTS = ("transferred", "refused", "failed", "unavailable")
+UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls with an open carrier media stream.", registry=REGISTRY)
 CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provider and outcome "
-                "(completed, rejected, upstream_error, carrier_error, timeout, drained; abandoned: the caller "
-                "hung up before the upstream session was ever ready).",
+                "(completed: the caller hung up; rejected, upstream_error, carrier_error, timeout, drained; "
+                "abandoned: the caller hung up before the upstream session was ever ready; agent_ended: the agent "
+                "hung up with end_call; transferred: moved to a person with transfer_call).",
                 ["carrier", "provider", "outcome"], registry=REGISTRY)
 CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
                           buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
@@ -99,6 +105,16 @@ FALLBACKS = Counter("gateway_fallbacks_total", "Calls handed to the fallback bec
                     registry=REGISTRY)
 SEND_STALLS = Counter("gateway_send_stalls_total", "Sockets given up because their send buffer did not drain "
                       "within SEND_STALL_TIMEOUT_S, by side (carrier, upstream).", ["side"], registry=REGISTRY)
+TOOL_CALLS = Counter("gateway_tool_calls_total", "Function calls of the model, by tool (the tools file's names "
+                     "and the built-ins; unknown: a name the file does not declare) and outcome (ok, bad_arguments, "
+                     "unknown_tool, http_error, timeout, too_large, failed, refused, cancelled: the call ended "
+                     "first).", ["tool", "outcome"], registry=REGISTRY)
+TOOL_DURATION = Histogram("gateway_tool_duration_seconds", "From the model's function call to its result, by tool.",
+                          ["tool"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+                          registry=REGISTRY)
+TRANSFERS = Counter("gateway_transfers_total", "Transfers asked for with transfer_call, by result (transferred; "
+                    "refused: a destination not in the allow-list; failed: the carrier's call control failed; "
+                    "unavailable: no call control for this call).", ["result"], registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -132,6 +148,24 @@ def initialise_labels(carriers: Iterable[str], provider: str) -> None:
         UPSTREAM_RECONNECTS.labels(reason)
     for kind in TOKEN_KINDS:
         REALTIME_TOKENS.labels(kind)
+    for result in TRANSFER_RESULTS:
+        TRANSFERS.labels(result)
+
+
+_known_tools: set[str] = set()
+
+
+def initialise_tool_labels(tools: Iterable[str]) -> None:
+    """The tools of the tools file (and `unknown`): every outcome at 0, and the only `tool` label values."""
+    for tool in (*tools, UNKNOWN_TOOL):
+        _known_tools.add(tool)
+        TOOL_DURATION.labels(tool)
+        for outcome in TOOL_OUTCOMES:
+            TOOL_CALLS.labels(tool, outcome)
+
+
+def tool_label(name: str) -> str:
+    return name if name in _known_tools else UNKNOWN_TOOL
 
 
 _CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
@@ -168,6 +202,8 @@ class CallExporter:
         "_stale",
         "_stats",
         "_tokens",
+        "_tools",
+        "_transfers",
         "_truncs",
         "_turns",
     )
@@ -175,7 +211,7 @@ class CallExporter:
     def __init__(self, stats: CallStats) -> None:
         self._stats = stats
         self._frames_in = self._frames_out = self._dropped = self._stale = self._barge = self._rejected = 0
-        self._turns = self._heard = self._truncs = self._errors = self._limited = 0
+        self._turns = self._heard = self._truncs = self._errors = self._limited = self._tools = self._transfers = 0
         self._in_ms = self._out_ms = 0.0
         self._responses: dict[str, int] = {}
         self._tokens = dict.fromkeys(TOKEN_KINDS, 0)
@@ -214,6 +250,14 @@ class CallExporter:
         for kind, count in s.tokens.items():
             _add(REALTIME_TOKENS.labels(kind), count - self._tokens[kind])
             self._tokens[kind] = count
+        for name, outcome, ms in s.tool_results[self._tools:]:
+            tool = tool_label(name)
+            TOOL_CALLS.labels(tool, outcome if outcome in TOOL_OUTCOMES else "failed").inc()
+            TOOL_DURATION.labels(tool).observe(ms / 1000.0)
+        self._tools = len(s.tool_results)
+        for result in s.transfers[self._transfers:]:
+            TRANSFERS.labels(result if result in TRANSFER_RESULTS else "failed").inc()
+        self._transfers = len(s.transfers)
 
 
 _STATUSES = frozenset({"completed", "cancelled", "failed", "incomplete", "in_progress"})

@@ -112,6 +112,9 @@ def call_summary(
         "reconnects": stats.reconnects,
         "recycles": stats.recycles,
         "fallback": fallback,
+        # each function call: name, call_id, outcome, duration_ms, and its arguments unless the tool is sensitive
+        "tool_calls": [dict(call) for call in stats.tool_calls],
+        "transfers": list(stats.transfers),
         "transcript": transcript_with_truncations(stats),
     }
 

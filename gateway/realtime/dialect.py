@@ -3,7 +3,9 @@
 Only what differs lives here: the `session.update` body. GA rejects a whole update that carries one
 unknown field, so each dialect builds its own from the agent settings and nothing is shared by
 accident (protocol-reference.md §1.2, §2.2, §2.3). Client events whose shape is the same in both
-(append, truncate, cancel, response.create with instructions) are built once.
+(append, truncate, cancel, response.create with instructions, function_call_output items) are built
+once. Tools: both dialects get the function tools (`{type: function, name, description, parameters}`);
+only GA gets the MCP servers (`{type: mcp, ...}`: the config refuses them with a beta upstream).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import orjson
 
 from gateway.config import Agent, Dialect, TurnDetection
 from gateway.core.codec import PCMU, Codec
+from gateway.env import Secret
+from gateway.tools.spec import McpServer, ToolsSpec
 
 APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":'
+RESPONSE_CREATE = b'{"type":"response.create"}'
 
 
 def append(payload: str) -> bytes:
@@ -53,15 +58,61 @@ def greet(text: str) -> bytes:
         "instructions": f"Greet the caller by saying exactly this, then wait for them: {text}"}})
 
 
-def restore_events(dialect: Dialect, turns: tuple[tuple[str, str], ...]) -> list[bytes]:
+def say(text: str) -> bytes:
+    return orjson.dumps({"type": "response.create", "response": {
+        "instructions": f"Say exactly this to the caller, and nothing else: {text}"}})
+
+
+def function_output(call_id: str, output: str) -> bytes:
+    item = {"type": "function_call_output", "call_id": call_id, "output": output}
+    return orjson.dumps({"type": "conversation.item.create", "item": item})
+
+
+def system_message(text: str) -> bytes:
+    item = {"type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]}
+    return orjson.dumps({"type": "conversation.item.create", "item": item})
+
+
+def restore_events(dialect: Dialect, turns: tuple[tuple[str, ...], ...]) -> list[bytes]:
     """One `conversation.item.create` per turn, appended in order: caller turns as user `input_text`,
-    answers as assistant text."""
+    answers as assistant text, function calls and their outputs as the items they were."""
     assistant_part = "output_text" if dialect == "ga" else "text"
     out = []
-    for role, text in turns:
-        part = {"type": "input_text" if role == "user" else assistant_part, "text": text}
-        item = {"type": "message", "role": role, "content": [part]}
+    for turn in turns:
+        role = turn[0]
+        if role == "function_call":
+            item: dict[str, Any] = {"type": "function_call", "call_id": turn[1], "name": turn[2], "arguments": turn[3]}
+        elif role == "function_call_output":
+            item = {"type": "function_call_output", "call_id": turn[1], "output": turn[2]}
+        else:
+            part = {"type": "input_text" if role == "user" else assistant_part, "text": turn[1]}
+            item = {"type": "message", "role": role, "content": [part]}
         out.append(orjson.dumps({"type": "conversation.item.create", "item": item}))
+    return out
+
+
+def _headers(headers: tuple[tuple[str, Secret | str], ...]) -> dict[str, str]:
+    return {name: value.reveal() if isinstance(value, Secret) else value for name, value in headers}
+
+
+def _mcp(server: McpServer) -> dict[str, Any]:
+    tool: dict[str, Any] = {"type": "mcp", "server_label": server.label, "server_url": server.url,
+                            "require_approval": "never"}
+    if server.headers:
+        tool["headers"] = _headers(server.headers)  # sent to the Realtime API, which calls the server
+    if server.allowed_tools is not None:
+        tool["allowed_tools"] = list(server.allowed_tools)
+    if server.description:
+        tool["server_description"] = server.description
+    return tool
+
+
+def tools(dialect: Dialect, spec: ToolsSpec) -> list[dict[str, Any]]:
+    """The session's `tools`: every function, and (GA) the MCP servers."""
+    out: list[dict[str, Any]] = [{"type": "function", "name": f.name, "description": f.description,
+                                  "parameters": f.parameters} for f in spec.functions()]
+    if dialect == "ga":
+        out += [_mcp(server) for server in spec.mcp]
     return out
 
 
@@ -99,12 +150,14 @@ def ga_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
         "instructions": agent.instructions,
         "audio": {"input": audio_in, "output": {"format": fmt, "voice": agent.voice}},
     }
+    if agent.tools:
+        session["tools"], session["tool_choice"] = tools("ga", agent.tools), "auto"
     return session  # no `model`: the URL names it, and Azure's deployment name need not be a model id
 
 
 def beta_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
     fmt = audio_format("beta", codec)
-    return {
+    session = {
         "modalities": ["text", "audio"],
         "instructions": agent.instructions,
         "voice": agent.voice,
@@ -114,6 +167,10 @@ def beta_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
         "input_audio_transcription": _transcription(agent),
         "input_audio_noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
     }
+    functions = tools("beta", agent.tools) if agent.tools else []
+    if functions:
+        session["tools"], session["tool_choice"] = functions, "auto"
+    return session
 
 
 def session_update(dialect: Dialect, agent: Agent, codec: Codec = PCMU) -> bytes:

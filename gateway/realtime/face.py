@@ -5,6 +5,11 @@ both dialects' event names (protocol-reference.md §2.3): one table costs nothin
 dialect then still plays audio instead of dropping it silently. Everything the core needs is read
 here, and only here: field layouts, usage details, error codes and messages. The audio payloads are
 never decoded: the base64 string of a delta is the string the carrier gets, and back.
+
+A function call is decoded from `response.function_call_arguments.done` and again from the
+`response.output_item.done` of its item (some servers send only the latter; the core runs a call id
+once). Beta's arguments event has no `name`: the face remembers it from the item's
+`response.output_item.added`.
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ from gateway.core.events import (
     CancelResponse,
     ConfigureSession,
     Greet,
+    Inform,
     ItemAdded,
     ItemTruncated,
+    RequestResponse,
     ResponseCreated,
     ResponseDone,
     RestoreConversation,
+    Say,
+    SendToolOutput,
     SessionCreated,
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
     TranscriptDelta,
     TranscriptDone,
     TranscriptFailed,
@@ -45,6 +55,7 @@ from gateway.realtime import dialect as shapes
 from gateway.realtime.errors import classify
 
 _APPEND_HEAD = shapes.APPEND_HEAD
+MAX_NAMES_KEPT = 64  # function-call item ids whose name a beta arguments event may need
 
 
 def _str(value: Any) -> str | None:
@@ -86,11 +97,6 @@ def _response_done(e: dict[str, Any]) -> UpstreamEvent:
                         details if type(details) is dict else None)
 
 
-def _item_added(e: dict[str, Any]) -> UpstreamEvent:
-    item = _obj(e.get("item"))
-    return ItemAdded(_str(item.get("id")), _str(item.get("role")))
-
-
 def _truncated(e: dict[str, Any]) -> UpstreamEvent:
     end = e.get("audio_end_ms")
     return ItemTruncated(_str(e.get("item_id")), end if type(end) is int else None)
@@ -122,7 +128,6 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], UpstreamEvent | None]] = {
     "conversation.item.input_audio_transcription.failed":
         lambda e: TranscriptFailed(_str(e.get("item_id")), e.get("error")),
     "conversation.item.truncated": _truncated,
-    "response.output_item.added": _item_added,
     "session.created": lambda e: SessionCreated(_str(_obj(e.get("session")).get("id"))),
     "session.updated": lambda e: SessionUpdated(_str(_obj(e.get("session")).get("id"))),
     "error": lambda e: classify(e.get("error")),
@@ -137,13 +142,52 @@ class RealtimeFace:
         self.agent = agent
         self.codec = codec
         self.audio_format = shapes.audio_format(dialect, codec)  # raises ValueError for a codec it cannot take
+        self._call_names: dict[str, str] = {}  # function-call item id -> name, from output_item.added
+        self._decoders = {**_DECODERS, "response.output_item.added": self._item_added,
+                          "response.function_call_arguments.done": self._arguments_done,
+                          "response.output_item.done": self._item_done}
         self._encoders: dict[type, Callable[[Any], bytes | tuple[bytes, ...]]] = {
             TruncateItem: lambda a: shapes.truncate(a.item_id, a.content_index, a.audio_end_ms),
             CancelResponse: lambda a: shapes.cancel(a.response_id),
             ConfigureSession: lambda a: shapes.session_update(dialect, agent, codec),
             Greet: lambda a: shapes.greet(a.text),
             RestoreConversation: lambda a: tuple(shapes.restore_events(dialect, a.turns)),
+            SendToolOutput: lambda a: shapes.function_output(a.call_id, a.output),
+            RequestResponse: lambda a: shapes.RESPONSE_CREATE,
+            Say: lambda a: shapes.say(a.text),
+            Inform: lambda a: shapes.system_message(a.text),
         }
+
+    # --- function calls ------------------------------------------------------------------------
+
+    def _item_added(self, e: dict[str, Any]) -> UpstreamEvent:
+        item = _obj(e.get("item"))
+        item_id, name = _str(item.get("id")), _str(item.get("name"))
+        if item.get("type") == "function_call" and item_id and name:
+            if len(self._call_names) >= MAX_NAMES_KEPT:
+                self._call_names.clear()
+            self._call_names[item_id] = name
+        return ItemAdded(item_id, _str(item.get("role")))
+
+    def _arguments_done(self, e: dict[str, Any]) -> UpstreamEvent | None:
+        call_id, arguments, item_id = _str(e.get("call_id")), e.get("arguments"), _str(e.get("item_id"))
+        if not call_id or type(arguments) is not str:
+            return None
+        name = _str(e.get("name")) or (self._call_names.get(item_id, "") if item_id else "")
+        return ToolCall(call_id, name, arguments, item_id, _str(e.get("response_id")))
+
+    def _item_done(self, e: dict[str, Any]) -> UpstreamEvent | None:
+        item = _obj(e.get("item"))
+        if item.get("type") != "function_call":
+            return UpstreamIgnored("response.output_item.done")
+        call_id, arguments = _str(item.get("call_id")), item.get("arguments")
+        if not call_id or type(arguments) is not str:
+            return None
+        item_id = _str(item.get("id"))
+        name = _str(item.get("name")) or (self._call_names.get(item_id, "") if item_id else "")
+        return ToolCall(call_id, name, arguments, item_id, _str(e.get("response_id")))
+
+    # --- frames --------------------------------------------------------------------------------
 
     def decode(self, raw: bytes | str) -> UpstreamEvent:
         try:
@@ -153,7 +197,7 @@ class RealtimeFace:
         if type(event) is not dict:
             return UpstreamUnreadable("invalid_json", None, len(raw))
         event_type = event.get("type")
-        decoder = _DECODERS.get(event_type) if type(event_type) is str else None
+        decoder = self._decoders.get(event_type) if type(event_type) is str else None
         if decoder is None:
             return UpstreamIgnored(_str(event_type))
         decoded = decoder(event)

@@ -259,6 +259,17 @@ def report_as_json(report: CallReport, hint: str | None = None) -> dict[str, Any
     return out
 
 
+def gateway_hangup_after_audio(r: CallReport) -> float | None:
+    """How long after the agent's last audio finished playing the gateway closed the stream; None when the
+    caller hung up, or the gateway closed it while audio was still playing or before any was heard."""
+    closed = next((t for t, name, _ in r.events if name == "closed_by_gateway"), None)
+    ends = [t for t, name, data in r.events if name == "agent_audio_end" and not data.get("cleared")]
+    starts = [t for t, name, _ in r.events if name == "agent_audio_start"]
+    if closed is None or not ends or max(ends) > closed + 1.0 or max(starts, default=0.0) > max(ends):
+        return None  # still playing when the stream closed (its segment never ended)
+    return max(0.0, closed - max(ends))
+
+
 def format_report(r: CallReport, *, hint: str | None = None, verbose: bool = False) -> str:
     lines = [f"call {r.call_sid}  stream {r.stream_sid}", f"webhook: HTTP {r.webhook_status}"]
     if hint and not stream_started(r):
@@ -292,6 +303,10 @@ def format_report(r: CallReport, *, hint: str | None = None, verbose: bool = Fal
         f"marks echoed {len(r.marks_echoed)}, flushed {len(r.marks_flushed)}",
         f"closed by {r.closed_by or '?'} (code {r.close_code})",
     ]
+    ended = gateway_hangup_after_audio(r)
+    if ended is not None:  # the agent hung up (end_call) or moved the call (transfer_call): see its call_summary
+        lines.append(f"the gateway hung up {ended:.0f} ms after the agent's last audio finished playing "
+                     "(end_call or transfer_call: the gateway's call_summary lists the tool calls)")
     lines += [f"error: {e}" for e in r.errors]
     if hint:
         lines.append(f"hint: {hint}")

@@ -1,5 +1,7 @@
 """The echo line: an offline Realtime-protocol server (GA and beta dialects) that answers every caller
-utterance by playing it back as the response audio.
+utterance by playing it back as the response audio. With a tool script (gateway.tools.script) it
+answers the scripted turns with a function call instead, and speaks a function's output back when asked
+for the response that follows it.
 
 It is the gateway's upstream when no API key is configured, the far end of the end-to-end tests and
 of the load bench, so the per-append path stays in C (orjson, base64, audioop) and every session
@@ -23,6 +25,7 @@ from gateway.sim import echo_schema as schema
 from gateway.sim.echo_events import ClientEventsMixin
 from gateway.sim.echo_response import ResponseMixin, _Response, chime, echo_text, new_id
 from gateway.sim.vad import EnergyVad
+from gateway.tools.script import ToolScript
 
 __all__ = [
     "BETA_DISABLED_MESSAGE",
@@ -113,6 +116,7 @@ class EchoSession(ClientEventsMixin, ResponseMixin):
         self.last_item_id: str | None = None
         self.assistant_audio_ms: dict[str, float] = {}  # generated so far, per assistant item
         self.last_user_audio = b""
+        self.user_turns = 0  # the caller's turns answered so far (the tool script counts them from 1)
         self.audio_out = False
         self.active: _Response | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -325,6 +329,7 @@ class EchoLine:
         reject_beta_on_openai_path: bool = False,
         max_session_s: float | None = None,
         record_audio_events: bool = True,
+        tool_script: ToolScript | None = None,
     ) -> None:
         self.host = host
         self.api_key = api_key
@@ -333,6 +338,7 @@ class EchoLine:
         self.reject_beta_on_openai_path = reject_beta_on_openai_path
         self.max_session_s = max_session_s
         self.record_audio_events = record_audio_events  # False keeps appends/deltas out of the logs (bench)
+        self.tool_script = tool_script  # turn N of a session: a function call instead of an echo
         self.sessions: list[EchoSession] = []
         self._port = port
         self._runner: web.AppRunner | None = None

@@ -10,8 +10,9 @@ import binascii
 
 from gateway.sim import echo_schema as schema
 from gateway.sim.audio import ULAW_FORMAT
-from gateway.sim.echo_response import chime, echo_text, new_id
+from gateway.sim.echo_response import chime, echo_text, new_id, spoken
 from gateway.sim.vad import VadEvent
+from gateway.tools.script import ScriptedTurn
 
 
 class ClientEventsMixin:
@@ -125,7 +126,22 @@ class ClientEventsMixin:
         audio = self.vad.audio(self.speech_start_ms, audio_end_ms)
         await self._commit(item_id, audio, at_ms)
         if self.turn is not None and self.turn.create_response and self.active is None:
-            await self.start_response(audio, echo_text(self.input_ms(audio)), self.input_ms(audio))
+            self.user_turns += 1
+            script = self._line.tool_script
+            scripted = script.turns.get(self.user_turns) if script is not None else None
+            if scripted is not None:
+                await self.start_scripted(scripted, self.input_ms(audio))
+            else:
+                await self.start_response(audio, echo_text(self.input_ms(audio)), self.input_ms(audio))
+
+    async def start_scripted(self, turn: ScriptedTurn, input_ms: float) -> None:
+        """A turn of the tool script: its line (a tone as long as the text) and/or its function call."""
+        call = None
+        if turn.call:
+            call = {"id": new_id("item"), "call_id": new_id("call"), "name": turn.call, "arguments": turn.arguments}
+        audio = spoken(turn.say) if turn.say else b""
+        await self.start_response(audio, turn.say or "", input_ms, audio_format=ULAW_FORMAT, function_call=call,
+                                  call_first=turn.call_first)
 
     async def _commit(self, item_id: str, audio: bytes, commit_at_ms: float) -> None:
         previous = self.last_item_id
@@ -203,7 +219,11 @@ class ClientEventsMixin:
                 "invalid_type", "'response' must be an object.", param="response", event_id=event_id
             )
             return
-        if self.last_user_audio:
+        last = self.items.get(self.last_item_id) if self.last_item_id else None
+        if last is not None and last.get("type") == "function_call_output":
+            output = str(last.get("output", ""))  # the function's output "spoken" back, as its transcript
+            await self.start_response(spoken(output), output[:200], 0.0, audio_format=ULAW_FORMAT)
+        elif self.last_user_audio:
             audio = self.last_user_audio
             await self.start_response(audio, echo_text(self.input_ms(audio)), self.input_ms(audio))
         else:
@@ -263,6 +283,11 @@ class ClientEventsMixin:
             item, audio = schema.client_item(event.get("item"), self.items, new_id("item"))
         except schema.SchemaError as exc:
             await self.error(exc.code, exc.message, param=exc.param, event_id=event_id)
+            return
+        if item["type"] == "function_call_output" and not any(
+                i.get("type") == "function_call" and i.get("call_id") == item["call_id"] for i in self.items.values()):
+            message = f"No tool call found for function call output with call_id {item['call_id']}."
+            await self.error("invalid_value", message, param="item.call_id", event_id=event_id)
             return
         self.last_user_audio = audio or self.last_user_audio
         previous = event.get("previous_item_id")

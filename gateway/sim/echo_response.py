@@ -1,6 +1,11 @@
 """The echo line's responses: one response's state, its event shapes, and the task that paces its
 audio deltas out, finishes it, or cancels it. Mixed into `EchoSession` (gateway.sim.echo), whose
 `send`, `spawn`, `session`, `items` and friends these methods use.
+
+A response may carry a function call (the tool script, gateway.tools.script) besides its spoken
+message, before it (`call_first`) or after it, or instead of it (no message at all): its items come in
+that order, each with the events a Realtime server sends for it (output_item.added, the conversation
+item, function_call_arguments.delta/.done, output_item.done).
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ def echo_text(audio_ms: float) -> str:
     return f"<echo of {audio_ms / 1000:.2f} s of audio>"
 
 
+SPOKEN_MS_PER_CHAR = 40  # a scripted line or a function output is "spoken" as a tone this long per character
+SPOKEN_MIN_MS, SPOKEN_MAX_MS = 400, 3000
+
+
+def spoken(text: str) -> bytes:
+    """A scripted line or a function's output as audio: a tone whose length encodes the text's (μ-law)."""
+    ms = max(SPOKEN_MIN_MS, min(SPOKEN_MAX_MS, SPOKEN_MS_PER_CHAR * len(text)))
+    return tone(ms - ms % 20, 520.0)
+
+
 @dataclass(slots=True, eq=False)
 class _Response:
     id: str
@@ -45,21 +60,27 @@ class _Response:
     sent_bytes: int = 0
     transcript_sent: int = 0  # characters of the transcript already sent as deltas
     finishing: bool = False  # every delta is out; the closing events are on their way
+    message: bool = True  # the response speaks (an assistant message item); False: a function call only
+    message_index: int = 0  # its output_index
+    function_call: dict[str, Any] | None = None  # {id, call_id, name, arguments}: a function call item too
+    call_first: bool = False  # the function call comes before the message
+    output: list[dict[str, Any]] | None = None  # the finished output items, in order
 
 
 class ResponseMixin:
     """EchoSession's responses: start, stream, finish, cancel."""
 
     async def start_response(self, audio: bytes, transcript: str, input_ms: float, *,
-                             audio_format: SimFormat | None = None) -> None:
+                             audio_format: SimFormat | None = None, function_call: dict[str, Any] | None = None,
+                             call_first: bool = False) -> None:
         """Answer with `audio` (in the session's input format unless `audio_format` says otherwise),
-        spoken in the session's output format."""
+        spoken in the session's output format; with a function call too when given (no audio: only it)."""
         audio = convert(audio, audio_format or self.in_format, self.out_format)
-        r = _Response(new_id("resp"), new_id("item"), audio, transcript, input_ms, self.last_item_id)
+        r = _Response(new_id("resp"), new_id("item"), audio, transcript, input_ms, self.last_item_id,
+                      function_call=function_call, call_first=call_first, output=[])
+        r.message = bool(audio) or function_call is None
+        r.message_index = 1 if function_call is not None and call_first else 0
         self.active = r
-        self.items[r.item_id] = self._assistant_item(r, "in_progress", None)
-        self.last_item_id = r.item_id
-        self.assistant_audio_ms[r.item_id] = 0.0
         created = self._response_object(r, "in_progress", [])
         await self.send({"type": "response.created", "response": created})
         limits = [
@@ -67,10 +88,18 @@ class ResponseMixin:
             {"name": "tokens", "limit": 40000, "remaining": 35904, "reset_seconds": 6.144},
         ]
         await self.send({"type": "rate_limits.updated", "rate_limits": limits})
+        if function_call is not None and (call_first or not r.message):
+            await self._function_call(r, 0)
+        if not r.message:
+            r.task = self.spawn(self._finish_call_only(r))
+            return
+        r.previous_item_id = self.last_item_id
+        self.items[r.item_id] = self._assistant_item(r, "in_progress", None)
+        self.last_item_id = r.item_id
+        self.assistant_audio_ms[r.item_id] = 0.0
         item = self._assistant_item(r, "in_progress", None)
-        await self.send(
-            {"type": "response.output_item.added", "response_id": r.id, "output_index": 0, "item": item}
-        )
+        await self.send({"type": "response.output_item.added", "response_id": r.id,
+                         "output_index": r.message_index, "item": item})
         added = "conversation.item.created" if self.dialect == "beta" else "conversation.item.added"
         await self.send({"type": added, "previous_item_id": r.previous_item_id, "item": item})
         part = {"type": "audio", "transcript": ""}
@@ -78,7 +107,42 @@ class ResponseMixin:
         r.task = self.spawn(self._stream(r))
 
     def _where(self, r: _Response) -> dict[str, Any]:
-        return {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "content_index": 0}
+        return {"response_id": r.id, "item_id": r.item_id, "output_index": r.message_index, "content_index": 0}
+
+    async def _function_call(self, r: _Response, index: int) -> None:
+        """The events of a function-call output item, arguments in one delta."""
+        fc = r.function_call
+        assert fc is not None
+        item = {"id": fc["id"], "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                "call_id": fc["call_id"], "name": fc["name"], "arguments": ""}
+        previous, self.last_item_id = self.last_item_id, fc["id"]
+        await self.send({"type": "response.output_item.added", "response_id": r.id, "output_index": index,
+                         "item": item})
+        added = "conversation.item.created" if self.dialect == "beta" else "conversation.item.added"
+        await self.send({"type": added, "previous_item_id": previous, "item": item})
+        where = {"response_id": r.id, "item_id": fc["id"], "output_index": index, "call_id": fc["call_id"]}
+        await self.send({"type": "response.function_call_arguments.delta", **where, "delta": fc["arguments"]})
+        done = {"type": "response.function_call_arguments.done", **where, "arguments": fc["arguments"]}
+        if self.dialect == "ga":
+            done["name"] = fc["name"]  # beta's event has no name (protocol-reference.md §2.3)
+        await self.send(done)
+        item = {**item, "status": "completed", "arguments": fc["arguments"]}
+        self.items[fc["id"]] = item
+        await self.send({"type": "response.output_item.done", "response_id": r.id, "output_index": index,
+                         "item": item})
+        if self.dialect == "ga":
+            await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        if r.output is not None:
+            r.output.append(item)
+
+    async def _finish_call_only(self, r: _Response, status: str = "completed", reason: str | None = None) -> None:
+        r.finishing = True
+        usage = schema.usage(r.input_ms, self.session["instructions"], 0.0, "")
+        details = None if reason is None else {"type": status, "reason": reason}
+        response = self._response_object(r, status, list(r.output or []), status_details=details, usage=usage)
+        await self.send({"type": "response.done", "response": response})
+        if self.active is r:
+            self.active = None
 
     def _assistant_item(self, r: _Response, status: str, transcript: str | None) -> dict[str, Any]:
         content = (
@@ -148,17 +212,21 @@ class ResponseMixin:
         await self.send({"type": "response.content_part.done", **where, "part": part})
         item = self._assistant_item(r, "completed" if status == "completed" else "incomplete", heard)
         self.items[r.item_id] = item
-        await self.send(
-            {"type": "response.output_item.done", "response_id": r.id, "output_index": 0, "item": item}
-        )
+        await self.send({"type": "response.output_item.done", "response_id": r.id,
+                         "output_index": r.message_index, "item": item})
         if self.dialect == "ga":
             await self.send(
                 {"type": "conversation.item.done", "previous_item_id": r.previous_item_id, "item": item}
             )
+        output = [*(r.output or []), item]
+        if r.function_call is not None and not r.call_first and status == "completed":
+            r.output = output
+            await self._function_call(r, 1)
+            output = r.output
         details = None if reason is None else {"type": status, "reason": reason}
         out_ms = r.sent_bytes / self.out_format.bytes_per_ms
         usage = schema.usage(r.input_ms, self.session["instructions"], out_ms, heard)
-        response = self._response_object(r, status, [item], status_details=details, usage=usage)
+        response = self._response_object(r, status, output, status_details=details, usage=usage)
         await self.send({"type": "response.done", "response": response})
         if self.active is r:
             self.active = None
@@ -174,5 +242,8 @@ class ResponseMixin:
             await asyncio.wait([r.task])
             if not r.task.cancelled():
                 return False
-        await self._finish(r, "cancelled", reason)
+        if r.message:
+            await self._finish(r, "cancelled", reason)
+        else:
+            await self._finish_call_only(r, "cancelled", reason)
         return True

@@ -453,7 +453,7 @@ _CONTENT_TYPES = {
 
 
 def client_item(item: Any, taken: Container[str], fresh_id: str) -> tuple[dict[str, Any], bytes]:
-    """Check a `conversation.item.create` item (a message or a function_call_output); return its
+    """Check a `conversation.item.create` item (a message, a function_call or a function_call_output); return its
     server shape (audio bytes left out) and any user audio it carried."""
     if not isinstance(item, dict):
         raise _missing("item")
@@ -467,8 +467,13 @@ def client_item(item: Any, taken: Container[str], fresh_id: str) -> tuple[dict[s
             if not isinstance(item.get(key), str):
                 raise _missing(f"item.{key}")
         return {**out, "call_id": item["call_id"], "output": item["output"]}, b""
+    if kind == "function_call":  # a function call carried over to a new session
+        for key in ("call_id", "name", "arguments"):
+            if not isinstance(item.get(key), str):
+                raise _missing(f"item.{key}")
+        return {**out, "call_id": item["call_id"], "name": item["name"], "arguments": item["arguments"]}, b""
     if kind != "message":
-        allowed = "Supported values are: 'message', 'function_call_output'."
+        allowed = "Supported values are: 'message', 'function_call', 'function_call_output'."
         raise _value_error("item.type", kind, allowed)
     role = item.get("role")
     if role not in _CONTENT_TYPES:

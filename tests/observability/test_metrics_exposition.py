@@ -59,7 +59,8 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def _expected() -> list[tuple[str, dict[str, str]]]:
     """Every series initialise_labels must create, spelled out (not read back from the module)."""
     series: list[tuple[str, dict[str, str]]] = []
-    outcomes = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned")
+    outcomes = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
+                "agent_ended", "transferred")
     for carrier in registry.CARRIERS:
         series += [("gateway_calls_total", {"carrier": carrier, "provider": "echo", "outcome": o}) for o in outcomes]
     series += [("gateway_webhook_requests_total", {"result": r})
@@ -78,6 +79,12 @@ def _expected() -> list[tuple[str, dict[str, str]]]:
     series += [("gateway_upstream_reconnects_total", {"reason": r})
                for r in ("closed", "server_error", "session_expired", "stalled", "recycle")]
     series += [("gateway_realtime_tokens_total", {"kind": k}) for k in TOKEN_KINDS]
+    series += [("gateway_transfers_total", {"result": r}) for r in ("transferred", "refused", "failed", "unavailable")]
+    # No tools file: only the label for names no file declares.
+    series += [("gateway_tool_calls_total", {"tool": "unknown", "outcome": o})
+               for o in ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout", "too_large", "failed",
+                         "refused", "cancelled")]
+    series += [("gateway_tool_duration_seconds_count", {"tool": "unknown"})]
     return series
 
 
@@ -133,3 +140,13 @@ def test_every_label_value_the_code_uses_is_initialised() -> None:
     for kind, values in found.items():
         assert values, f"no {kind} found in the code: the pattern is stale"
         assert values <= set(known[kind]), f"{kind}s not initialised: {sorted(values - set(known[kind]))}"
+
+
+def test_tool_labels_are_the_files_names_and_unknown() -> None:
+    metrics.initialise_tool_labels(["order_status", "end_call"])
+    assert metrics.tool_label("order_status") == "order_status"
+    assert metrics.tool_label("made_up_by_the_model") == "unknown"
+    for tool in ("order_status", "end_call"):
+        for outcome in metrics.TOOL_OUTCOMES:
+            assert metrics.REGISTRY.get_sample_value("gateway_tool_calls_total",
+                                                     {"tool": tool, "outcome": outcome}) is not None

@@ -23,11 +23,15 @@ from gateway.core.events import (
     CancelResponse,
     ConfigureSession,
     Greet,
+    Inform,
     ItemAdded,
     ItemTruncated,
+    RequestResponse,
     ResponseCreated,
     ResponseDone,
     RestoreConversation,
+    Say,
+    SendToolOutput,
     SessionCreated,
     SessionUpdated,
     SpeechStarted,
@@ -511,9 +515,15 @@ def test_restore_of_nothing_is_no_frame(any_face):
     assert any_face.encode(RestoreConversation(())) == ()
 
 
+TOOL_TURNS = (("user", "Where is order 4711?"), ("function_call", "call_1", "order_status", '{"order_id":"4711"}'),
+              ("function_call_output", "call_1", '{"status":"shipped"}'), ("assistant", "It has shipped."))
+
+
 def every_client_frame(f):
     actions = [AppendAudio(AUDIO), TruncateItem("item_A1", 0, 740), CancelResponse("resp_1"), CancelResponse(None),
-               Greet("Hello!"), ConfigureSession(), RestoreConversation(TURNS)]
+               Greet("Hello!"), ConfigureSession(), RestoreConversation(TURNS), RestoreConversation(TOOL_TURNS),
+               SendToolOutput("call_1", '{"status":"shipped"}'), RequestResponse(), Say("Connecting you now."),
+               Inform("The transfer did not go through.")]
     for action in actions:
         encoded = f.encode(action)
         yield from (encoded,) if type(encoded) is bytes else encoded
@@ -536,10 +546,17 @@ def test_every_client_event_is_within_the_reference_field_lists(dialect, turn_de
         if kind == "conversation.item.create":
             item = event["item"]
             assert set(item) <= ITEM_FIELDS
-            for part in item["content"]:
-                assert part["type"] in CONTENT_TYPES[dialect][item["role"]]
+            if item["type"] == "function_call":
+                assert {type(item[k]) for k in ("call_id", "name", "arguments")} == {str}
+                assert "role" not in item and "content" not in item
+            elif item["type"] == "function_call_output":
+                assert set(item) == {"type", "call_id", "output"} and type(item["output"]) is str
+            else:
+                assert item["type"] == "message"
+                for part in item["content"]:
+                    assert part["type"] in CONTENT_TYPES[dialect][item["role"]]
         elif kind == "response.create":
-            assert set(event["response"]) <= RESPONSE_FIELDS[dialect]
+            assert set(event.get("response", {})) <= RESPONSE_FIELDS[dialect]
         elif kind == "session.update":
             assert set(event["session"]) <= SESSION_FIELDS[dialect]
         elif kind == "conversation.item.truncate":

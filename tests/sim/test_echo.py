@@ -568,7 +568,12 @@ async def test_conversation_item_create(make_line: MakeLine, dialect: str) -> No
         got = (await p.until(created))[-1]["item"]
         assert got["content"] == [{"type": "input_text", "text": "hello"}]
         output = {"type": "function_call_output", "call_id": "call_1", "output": "{}"}
-        await p.send({"type": "conversation.item.create", "item": output, "previous_item_id": got["id"]})
+        await p.send({"type": "conversation.item.create", "item": output})  # no such call yet: refused
+        assert ((await p.error())["code"], p.events[-1]["error"]["param"]) == ("invalid_value", "item.call_id")
+        call = {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": '{"q":1}'}
+        await p.send({"type": "conversation.item.create", "item": call, "previous_item_id": got["id"]})
+        assert (await p.until(created))[-1]["item"]["name"] == "lookup"
+        await p.send({"type": "conversation.item.create", "item": output})
         assert (await p.until(created))[-1]["item"]["call_id"] == "call_1"
         spoken = speech_like(300)
         item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64(spoken)}]}

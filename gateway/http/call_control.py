@@ -1,0 +1,89 @@
+"""The carrier's call control as a call uses it: the fallback when the upstream fails, the hang-up when
+the agent ends the call, the transfer to an allow-listed destination. A part of `MediaSession` (its
+base class), which performs the call's control actions with these."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.carriers.base import CallControlUnavailable, Carrier
+from gateway.core.call import Call
+from gateway.core.events import StreamStart
+from gateway.observability import metrics
+from gateway.state import GatewayState
+
+
+class CallControl:
+    # what the MediaSession provides
+    state: GatewayState
+    carrier: Carrier
+    call: Call
+    ws: web.WebSocketResponse
+    start: StreamStart | None
+    log: Any
+    fallback: str | None
+    outcome: str | None
+    reason: str
+    aborted: bool
+    transfer_task: asyncio.Task[None] | None
+    now: Callable[[], float]
+    perform: Callable[..., Awaitable[None]]
+
+    async def fall_back(self) -> None:
+        """The upstream failed: have the carrier play the apology (or dial the fallback number) instead of
+        leaving the caller in silence; the stream is closed afterwards either way."""
+        start = self.start
+        if start is None:
+            return
+        fallback = self.state.settings.fallback
+        try:
+            await self.carrier.fall_back(start, fallback)
+        except CallControlUnavailable as exc:
+            self.fallback = "unconfigured"
+            self.log.warning("fallback_unavailable", reason=str(exc), note="closing the stream; the carrier hangs up")
+        except Exception as exc:
+            self.fallback = "failed"
+            self.log.error("fallback_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            self.fallback = "redirected"
+            self.log.info("fallback_redirected", dial=fallback.number is not None)
+        metrics.FALLBACKS.labels(self.fallback).inc()
+
+    async def transfer(self, name: str) -> None:
+        """Move the live call to the allow-listed destination `name` through the carrier's call control."""
+        tools, start = self.state.settings.agent.tools, self.start
+        destination = tools.transfer_call.destination(name) if tools.transfer_call is not None else None
+        try:
+            if destination is None or start is None:
+                raise CallControlUnavailable(f"no transfer destination named {name!r}")
+            await self.carrier.transfer(start, destination.target)
+        except CallControlUnavailable as exc:
+            result = "unavailable"
+            self.log.warning("transfer_unavailable", destination=name, reason=str(exc))
+        except Exception as exc:
+            result = "failed"
+            self.log.error("transfer_request_failed", destination=name, error=f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            result = "transferred"
+        actions = self.call.transfer_result(result, self.now())
+        if result != "transferred":
+            await self.perform(actions)
+            return
+        # Ours even when the carrier ended the stream (a `stop`) before its REST answer came.
+        self.outcome, self.reason = "transferred", f"transferred to {name}"
+        self.log.info("call_transferred", destination=name)
+        if not self.ws.closed and not self.aborted:
+            await self.ws.close(code=1000, message=self.reason[:120].encode())
+
+    async def hang_up_call(self) -> None:
+        """The agent ended the call: end it through the carrier's call control where it has one."""
+        try:
+            await self.carrier.hang_up(self.start)  # type: ignore[arg-type]
+        except CallControlUnavailable as exc:
+            self.log.info("hangup_by_closing_stream", reason=str(exc))
+        except Exception as exc:
+            self.log.warning("hangup_failed", error=f"{type(exc).__name__}: {exc}"[:300], note="closing the stream")
