@@ -32,6 +32,11 @@ class Capabilities:
     # (`SendMark.last`); it encodes into `Frames`.
     frame_ms: int = 0
 
+    def __post_init__(self) -> None:
+        if self.frame_ms and not self.marks:
+            raise ValueError("a carrier that cuts audio into fixed frames needs marks: the mark that ends an "
+                             "answer (SendMark.last) is what flushes its held partial frame")
+
 
 @dataclass(frozen=True)
 class Fallback:

@@ -42,3 +42,15 @@ def test_secrets():
     env = Env({"TWILIO_AUTH_TOKEN": "tok", "TWILIO_ACCOUNT_SID": ACCOUNT,
                "TWILIO_API_KEY_SID": "SK" + "cd" * 16, "TWILIO_API_KEY_SECRET": "key"})
     assert registry.secrets(registry.load_settings(env)) == [Secret("tok"), Secret("key")]
+
+
+def test_fixed_frames_need_marks():
+    """The answer's last mark is what flushes a held partial frame: a fixed-frame carrier without marks
+    would keep the end of every answer to itself, so it cannot be declared."""
+    import pytest
+
+    from gateway.carriers.base import Capabilities
+
+    assert Capabilities(marks=True, frame_ms=20).frame_ms == 20
+    with pytest.raises(ValueError, match="needs marks"):
+        Capabilities(marks=False, frame_ms=20)
