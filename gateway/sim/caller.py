@@ -291,22 +291,36 @@ class SimulatedCaller:
             else:
                 await self._ws.send_str(text_or_bytes)
 
+    def _stop_message(self) -> dict[str, Any] | None:
+        """The carrier's hang-up message; None for a carrier that just closes the socket."""
+        return {"event": "stop", **self._sid_field(),
+                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}}
+
     async def send_stop(self) -> None:
+        """Hang up the way the carrier does: its stop message, or closing the socket."""
         if self._stop_sent:
             return
         self._stop_sent = True
         self.report.closed_by = self.report.closed_by or "caller"
-        stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
-        await self._send({"event": "stop", **self._sid_field(), "stop": stop})
-        self._event("stop_sent")
+        stop = self._stop_message()
+        if stop is not None:
+            await self._send(stop)
+            self._event("stop_sent")
+            return
+        self._event("hangup")
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        """The carrier's message that a mark's audio has played."""
+        return {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
 
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
         if not names:
             return
         for name in names:
             self._event("mark_flushed" if flushed else "mark_echoed", name=name)
-        sid = self.stream_sid
-        await self._send(*({"event": "mark", "streamSid": sid, "mark": {"name": n}} for n in names))
+        await self._send(*(self._mark_message(n) for n in names))
 
     async def _echo_marks(self) -> None:
         """Echo each mark when the playback model says its audio has played."""

@@ -164,15 +164,9 @@ class PlivoCaller(SimulatedCaller):
                 except ConnectionError:
                     return
 
-    async def send_stop(self) -> None:
-        """Hang up: Plivo sends no stop, the socket just closes."""
-        if self._stop_sent:
-            return
-        self._stop_sent = True
-        self.report.closed_by = self.report.closed_by or "caller"
-        self._event("hangup")
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.close()
+    def _stop_message(self) -> dict[str, Any] | None:
+        """Plivo sends no stop: hanging up closes the socket."""
+        return None
 
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
         """Answer checkpoints whose audio has played; a dropped one is never answered."""

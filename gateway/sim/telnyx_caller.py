@@ -231,23 +231,14 @@ class TelnyxCaller(SimulatedCaller):
                           "dtmf": {"digit": digit}})
         self._event("dtmf_sent", digit=digit)
 
-    async def send_stop(self) -> None:
+    def _stop_message(self) -> dict[str, Any] | None:
         """Hang up: Telnyx sends ``stop``."""
-        if self._stop_sent:
-            return
-        self._stop_sent = True
-        self.report.closed_by = self.report.closed_by or "caller"
-        stop = {"user_id": self.account_sid, "call_control_id": self.call_sid}
-        await self._send({"event": "stop", **self._sid_field(), "stop": stop})
-        self._event("stop_sent")
+        return {"event": "stop", **self._sid_field(),
+                "stop": {"user_id": self.account_sid, "call_control_id": self.call_sid}}
 
-    async def _echo(self, names: list[str], flushed: bool = False) -> None:
-        """Send marks back: played ones, and at a clear every queued one (Telnyx returns them too)."""
-        if not names:
-            return
-        for name in names:
-            self._event("mark_flushed" if flushed else "mark_echoed", name=name)
-        await self._send(*({"event": "mark", **self._sid_field(), "mark": {"name": n}} for n in names))
+    def _mark_message(self, name: str) -> dict[str, Any]:
+        """A played mark, and at a clear every queued one (Telnyx returns them too)."""
+        return {"event": "mark", **self._sid_field(), "mark": {"name": name}}
 
     async def _on_text(self, text: str) -> None:
         try:

@@ -226,15 +226,9 @@ class VonageCaller(SimulatedCaller):
                 except ConnectionError:
                     return
 
-    async def send_stop(self) -> None:
-        """Hang up: Vonage sends no stop message, the socket just closes."""
-        if self._stop_sent:
-            return
-        self._stop_sent = True
-        self.report.closed_by = self.report.closed_by or "caller"
-        self._event("hangup")
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.close()
+    def _stop_message(self) -> dict[str, Any] | None:
+        """Vonage sends no stop: hanging up closes the socket."""
+        return None
 
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
         """Answer the notifies whose audio has played; one dropped at a clear is never answered."""
