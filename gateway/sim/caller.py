@@ -216,14 +216,8 @@ class SimulatedCaller:
         if not urlsplit(url).scheme:  # relative URL: resolved against the webhook URL, in wss
             url = urljoin(self.gateway_url + self.webhook_path, url).replace("https://", "wss://", 1)
             url = url.replace("http://", "wss://", 1)
+        self._check_wss(url, "Stream url", " (Twilio error 31922)")
         parts = urlsplit(url)
-        if parts.scheme != "wss":  # tolerated for a plain-http gateway, which cannot have TLS anyway
-            problem = f"Stream url scheme {parts.scheme!r} is not wss (Twilio error 31922)"
-            if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
-                if not is_loopback_url(self.gateway_url):  # on this machine it is the expected local setup
-                    self._event("twiml_warning", message=problem)
-            else:
-                self._error(problem)
         if parts.query:
             self._error("Stream url has a query string (not supported by Twilio)")
         return url, params
@@ -290,6 +284,39 @@ class SimulatedCaller:
                 await self._ws.send_bytes(text_or_bytes)
             else:
                 await self._ws.send_str(text_or_bytes)
+
+    async def _mark_arrived(self, name: str, now: float) -> None:
+        """The gateway sent a mark (or the carrier's equivalent): queued behind the audio, echoed when played."""
+        self._event("mark_received", name=name)
+        echoes = self.playback.enqueue_mark(name, now)
+        self._wake_marks.set()
+        await self._echo(echoes)
+
+    async def _clear_arrived(self, now: float) -> None:
+        """The gateway cleared playback: the queued audio is dropped, the marks due are echoed and the
+        dropped ones handed to `_echo(flushed=True)` (echoed or not, as the carrier does)."""
+        due = self.playback.advance(now)
+        flushed, played = self.playback.clear(now)
+        self.report.clears.append({"t_ms": now, "segment_played_ms": played, "flushed_marks": len(flushed)})
+        self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(flushed))
+        if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
+            self._answer_starts[-1] = None  # cleared before it played
+        self._wake_marks.set()
+        await self._echo(due)
+        await self._echo(flushed, flushed=True)
+
+    def _check_wss(self, url: str, what: str, note: str = "") -> None:
+        """A stream URL must be wss; ws is tolerated for a plain-http gateway (which cannot have TLS anyway),
+        silently on this machine."""
+        scheme = urlsplit(url).scheme
+        if scheme == "wss":
+            return
+        problem = f"{what} scheme {scheme!r} is not wss{note}"
+        if scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
+            if not is_loopback_url(self.gateway_url):
+                self._event("twiml_warning", message=problem)
+        else:
+            self._error(problem)
 
     def _stop_message(self) -> dict[str, Any] | None:
         """The carrier's hang-up message; None for a carrier that just closes the socket."""
@@ -386,21 +413,9 @@ class SimulatedCaller:
             if not isinstance(name, str):
                 self._error("mark message without mark.name")
                 return
-            self._event("mark_received", name=name)
-            echoes = self.playback.enqueue_mark(name, now)
-            self._wake_marks.set()
-            await self._echo(echoes)
+            await self._mark_arrived(name, now)
         elif event == "clear":
-            due = self.playback.advance(now)
-            flushed, played = self.playback.clear(now)
-            clear = {"t_ms": now, "segment_played_ms": played, "flushed_marks": len(flushed)}
-            self.report.clears.append(clear)
-            self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(flushed))
-            if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
-                self._answer_starts[-1] = None  # cleared before it played
-            self._wake_marks.set()
-            await self._echo(due)
-            await self._echo(flushed, flushed=True)
+            await self._clear_arrived(now)
         else:
             self._event("gateway_event", event=event)
 

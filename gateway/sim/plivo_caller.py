@@ -29,7 +29,6 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -41,7 +40,7 @@ from gateway.carriers.plivo.webhook import (
     encode_extra_headers,
     signature_of,
 )
-from gateway.sim.caller import CallRefused, CarrierDialect, SimulatedCaller, is_loopback_url
+from gateway.sim.caller import CallRefused, CarrierDialect, SimulatedCaller
 
 PLIVO = CarrierDialect(SIGNATURE_HEADER, uuid_ids=True, signs_handshake=False, stream_sid_on_every_frame=True,
                        version="")
@@ -108,14 +107,7 @@ class PlivoCaller(SimulatedCaller):
         self.extra_headers = stream.get("extraHeaders", "")
         if len(self.extra_headers) > 512:
             self._error("Stream extraHeaders over 512 bytes")
-        parts = urlsplit(url)
-        if parts.scheme != "wss":
-            problem = f"Stream URL scheme {parts.scheme!r} is not wss"
-            if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
-                if not is_loopback_url(self.gateway_url):
-                    self._event("twiml_warning", message=problem)
-            else:
-                self._error(problem)
+        self._check_wss(url, "Stream URL")
         return url, decode_extra_headers(self.extra_headers)
 
     # --------------------------------------------------------------- the stream
@@ -218,20 +210,9 @@ class PlivoCaller(SimulatedCaller):
             if not isinstance(name, str):
                 self._error("checkpoint without a name")
                 return
-            self._event("mark_received", name=name)
-            due = self.playback.enqueue_mark(name, now)
-            self._wake_marks.set()
-            await self._echo(due)
+            await self._mark_arrived(name, now)
         elif event == "clearAudio":
-            due = self.playback.advance(now)
-            dropped, played = self.playback.clear(now)
-            self.report.clears.append({"t_ms": now, "segment_played_ms": played, "flushed_marks": len(dropped)})
-            self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(dropped))
-            if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
-                self._answer_starts[-1] = None
-            self._wake_marks.set()
-            await self._echo(due)
-            await self._echo(dropped, flushed=True)
+            await self._clear_arrived(now)
             await self._send({"event": "clearedAudio", "streamId": self.stream_sid})
         else:
             self._event("gateway_event", event=event)

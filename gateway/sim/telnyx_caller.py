@@ -35,7 +35,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from gateway.carriers.telnyx.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from gateway.sim.audio import ALAW_FORMAT, ULAW_FORMAT, convert
-from gateway.sim.caller import CallRefused, CarrierDialect, SimulatedCaller, is_loopback_url
+from gateway.sim.caller import CallRefused, CarrierDialect, SimulatedCaller
 
 TELNYX = CarrierDialect(SIGNATURE_HEADER, uuid_ids=True, signs_handshake=False, stream_sid_on_every_frame=True,
                         version="1.0.0")
@@ -165,14 +165,7 @@ class TelnyxCaller(SimulatedCaller):
             self._error(f"Stream bidirectionalSamplingRate={stream.get('bidirectionalSamplingRate')!r}")
         params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
         url = stream.get("url", "")
-        parts = urlsplit(url)
-        if parts.scheme != "wss":
-            problem = f"Stream url scheme {parts.scheme!r} is not wss"
-            if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
-                if not is_loopback_url(self.gateway_url):
-                    self._event("twiml_warning", message=problem)
-            else:
-                self._error(problem)
+        self._check_wss(url, "Stream url")
         return url, params
 
     # --------------------------------------------------------------- the stream
@@ -278,19 +271,8 @@ class TelnyxCaller(SimulatedCaller):
             if not isinstance(name, str):
                 self._error("mark message without mark.name")
                 return
-            self._event("mark_received", name=name)
-            echoes = self.playback.enqueue_mark(name, now)
-            self._wake_marks.set()
-            await self._echo(echoes)
+            await self._mark_arrived(name, now)
         elif event == "clear":
-            due = self.playback.advance(now)
-            flushed, played = self.playback.clear(now)
-            self.report.clears.append({"t_ms": now, "segment_played_ms": played, "flushed_marks": len(flushed)})
-            self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(flushed))
-            if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
-                self._answer_starts[-1] = None  # cleared before it played
-            self._wake_marks.set()
-            await self._echo(due)
-            await self._echo(flushed, flushed=True)
+            await self._clear_arrived(now)
         else:
             self._error(f"unknown event {event!r} from the gateway (Telnyx takes media, mark and clear)")

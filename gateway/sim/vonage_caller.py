@@ -38,7 +38,6 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
@@ -47,7 +46,7 @@ import orjson
 from jwt.warnings import InsecureKeyLengthWarning
 
 from gateway.sim.audio import audioop
-from gateway.sim.caller import CallRefused, CallReport, CarrierDialect, SimulatedCaller, is_loopback_url
+from gateway.sim.caller import CallRefused, CallReport, CarrierDialect, SimulatedCaller
 
 VONAGE = CarrierDialect("Authorization", uuid_ids=True, signs_handshake=False, stream_sid_on_every_frame=False,
                         version="")
@@ -152,14 +151,7 @@ class VonageCaller(SimulatedCaller):
         if len(orjson.dumps(headers)) > 512:
             self._error("websocket headers over 512 bytes")
         url = socket["uri"]
-        parts = urlsplit(url)
-        if parts.scheme != "wss":
-            problem = f"websocket uri scheme {parts.scheme!r} is not wss"
-            if parts.scheme == "ws" and urlsplit(self.gateway_url).scheme == "http":
-                if not is_loopback_url(self.gateway_url):
-                    self._event("twiml_warning", message=problem)
-            else:
-                self._error(problem)
+        self._check_wss(url, "websocket uri")
         return url, headers
 
     # --------------------------------------------------------------- the stream
@@ -302,20 +294,9 @@ class VonageCaller(SimulatedCaller):
             self._notifies += 1
             name = str(self._notifies)
             self._notify_payloads[name] = msg.get("payload")
-            self._event("mark_received", name=name)
-            due = self.playback.enqueue_mark(name, now)
-            self._wake_marks.set()
-            await self._echo(due)
+            await self._mark_arrived(name, now)
         elif action == "clear":
-            due = self.playback.advance(now)
-            dropped, played = self.playback.clear(now)
-            self.report.clears.append({"t_ms": now, "segment_played_ms": played, "flushed_marks": len(dropped)})
-            self._event("clear", segment_played_ms=round(played, 1), flushed_marks=len(dropped))
-            if self._answer_starts and (self._answer_starts[-1] or 0.0) > now:
-                self._answer_starts[-1] = None
-            self._wake_marks.set()
-            await self._echo(due)
-            await self._echo(dropped, flushed=True)
+            await self._clear_arrived(now)
             await self._send_text({"event": "websocket:cleared"})
         else:
             self._error(f"unknown action from the gateway: {str(action)[:40]!r}")
