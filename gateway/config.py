@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from gateway.agent_settings import check_keypad, read_idle, read_instructions
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
+from gateway.core.idle import IdlePolicy
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
@@ -37,10 +39,8 @@ UpstreamAuth = Literal["bearer", "api-key", "entra", "none"]
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 AZURE_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
-DEFAULT_INSTRUCTIONS = (
-    "You are a helpful, friendly voice assistant answering a phone call. "
-    "Keep answers short and conversational."
-)
+DEFAULT_INSTRUCTIONS = ("You are a helpful, friendly voice assistant answering a phone call. "
+                        "Keep answers short and conversational.")
 DEFAULT_FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Please try again later."
 GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
@@ -66,6 +66,7 @@ class Agent:
     transcription_language: str | None = None
     noise_reduction: Literal["near_field", "far_field"] | None = None
     tools: ToolsSpec = field(default_factory=ToolsSpec)  # TOOLS_FILE
+    idle: IdlePolicy = field(default_factory=IdlePolicy)  # IDLE_* (agent_settings)
 
 
 @dataclass(frozen=True)
@@ -290,21 +291,6 @@ def _upstream(env: CollectingEnv, provider: Provider | None) -> Upstream | None:
                     entra_scope=entra_scope)
 
 
-def _instructions(env: Env) -> str | None:
-    instructions = env.str("AGENT_INSTRUCTIONS")
-    path = env.str("AGENT_INSTRUCTIONS_FILE")
-    if instructions and path:
-        raise ConfigError("set AGENT_INSTRUCTIONS or AGENT_INSTRUCTIONS_FILE, not both")
-    if path:
-        try:
-            instructions = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"AGENT_INSTRUCTIONS_FILE cannot be read: {path} ({exc.strerror})") from None
-        if not instructions:
-            raise ConfigError(f"AGENT_INSTRUCTIONS_FILE is empty: {path}")
-    return instructions
-
-
 def _voice(env: CollectingEnv, provider: Provider | None) -> str:
     """AGENT_VOICE: one of OpenAI's voices for OpenAI and Azure; any plain name for a custom server
     (which may have voices of its own) or the echo line, with a warning outside OpenAI's list."""
@@ -323,7 +309,7 @@ def _voice(env: CollectingEnv, provider: Provider | None) -> str:
 
 
 def _agent(env: CollectingEnv, provider: Provider | None, environ: Mapping[str, str], dialect: str | None) -> Agent:
-    instructions = env.check(lambda: _instructions(env), None)
+    instructions = env.check(lambda: read_instructions(env), None)
     tools_file = env.str("TOOLS_FILE")
     voice = _voice(env, provider)
     mode = env.choice("TURN_DETECTION", "server_vad", ("server_vad", "semantic_vad", "none"))
@@ -337,6 +323,8 @@ def _agent(env: CollectingEnv, provider: Provider | None, environ: Mapping[str, 
         interrupt_response=env.bool("VAD_INTERRUPT_RESPONSE", True),
     )
     noise = env.choice("NOISE_REDUCTION", "off", ("off", "near_field", "far_field"))
+    tools = env.check(lambda: load_tools_file(tools_file, environ, dialect), ToolsSpec())
+    check_keypad(env, tools, mode)
     return Agent(
         instructions=instructions or DEFAULT_INSTRUCTIONS,
         voice=voice,
@@ -345,7 +333,8 @@ def _agent(env: CollectingEnv, provider: Provider | None, environ: Mapping[str, 
         transcription_model=env.str("INPUT_TRANSCRIPTION_MODEL"),
         transcription_language=env.str("INPUT_TRANSCRIPTION_LANGUAGE"),
         noise_reduction=None if noise == "off" else noise,  # type: ignore[arg-type]
-        tools=env.check(lambda: load_tools_file(tools_file, environ, dialect), ToolsSpec()),
+        tools=tools,
+        idle=read_idle(env, mode),
     )
 
 

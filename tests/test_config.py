@@ -220,8 +220,9 @@ def test_env_example_documents_every_setting_with_its_default():
 
     documented = _env_example()
     gateway = Path(__file__).parent.parent / "gateway"
-    # config.py and every carrier's own settings module
-    source = "".join(p.read_text() for p in [gateway / "config.py", *sorted(gateway.glob("carriers/*/settings.py"))])
+    # config.py, agent_settings.py (the agent's instructions and silence) and every carrier's settings module
+    source = "".join(p.read_text() for p in [gateway / "config.py", gateway / "agent_settings.py",
+                                             *sorted(gateway.glob("carriers/*/settings.py"))])
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
     assert read - set(documented) == set(), "settings missing from .env.example"
     assert set(documented) - read == set(), ".env.example lists settings the gateway does not read"
@@ -247,3 +248,31 @@ def test_resilience_settings():
     assert (s.fallback.number, s.fallback.message) == ("+14155550100", "We will call you back.")
     assert "key-secret-value" not in repr(s) and "key-secret-value" in s.secrets()
     assert "t" * 32 in s.secrets()
+
+
+def test_idle_settings():
+    idle = load_settings({}).agent.idle
+    assert (idle.reprompt_s, idle.hangup_s, idle.enabled) == (0.0, 0.0, False)
+    assert idle.reprompt_instructions.startswith("The caller has been silent")
+    idle = load_settings({"IDLE_REPROMPT_S": "8", "IDLE_HANGUP_S": "20", "IDLE_REPROMPT_INSTRUCTIONS": "Hello?",
+                          "IDLE_HANGUP_INSTRUCTIONS": "Bye."}).agent.idle
+    assert (idle.reprompt_s, idle.hangup_s, idle.reprompt_instructions, idle.goodbye_instructions) == (
+        8.0, 20.0, "Hello?", "Bye.")
+    assert load_settings({"IDLE_HANGUP_S": "30"}).agent.idle.hangup_s == 30.0  # a hang-up without a check-in
+
+
+def test_idle_mistakes_are_named_and_reported_together():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"IDLE_REPROMPT_S": "10", "IDLE_HANGUP_S": "10", "IDLE_HANGUP_INSTRUCTIONS": "x" * 2001})
+    errors = info.value.errors
+    assert any(e.startswith("IDLE_HANGUP_S must be longer than IDLE_REPROMPT_S") for e in errors)
+    assert any(e.startswith("IDLE_HANGUP_INSTRUCTIONS must be at most 2000 characters") for e in errors)
+    with pytest.raises(ConfigError, match=r"IDLE_REPROMPT_S must be 0 \(off\) or at least 0\.5 seconds"):
+        load_settings({"IDLE_REPROMPT_S": "0.2"})
+    with pytest.raises(ConfigError, match="IDLE_HANGUP_S must be a number from 0 to 86400"):
+        load_settings({"IDLE_HANGUP_S": "soon"})
+
+
+def test_idle_with_turn_detection_off_is_a_warning():
+    settings = load_settings({"IDLE_HANGUP_S": "30", "TURN_DETECTION": "none"})
+    assert any(w.startswith("IDLE_REPROMPT_S / IDLE_HANGUP_S with TURN_DETECTION=none") for w in settings.warnings)

@@ -4,8 +4,8 @@ A carrier package (`carriers/twilio/`, ...) provides a `Carrier` subclass and re
 `carriers/registry.py`. The HTTP layer never names a carrier: it hands the carrier the webhook
 request (verify, read the call, answer), the media handshake (verify) and the stream's frames (its
 `StreamFace` decodes them into the core's carrier events and encodes the core's carrier actions), and
-asks it for call control (fall back, hang up, transfer). What a carrier can do is declared in its
-`Capabilities`, which the core reads instead of the carrier's name.
+asks it for call control (fall back, hang up, transfer, send keys). What a carrier can do is declared in
+its `Capabilities`, which the core reads instead of the carrier's name.
 """
 
 from __future__ import annotations
@@ -18,8 +18,19 @@ from typing import Any, ClassVar, Protocol
 import orjson
 
 from gateway.core.codec import PCMU, Codec
-from gateway.core.events import CarrierEvent, ClearPlayback, PlayAudio, ProtocolViolation, SendMark, StreamStart
+from gateway.core.events import (
+    CarrierEvent,
+    ClearPlayback,
+    PlayAudio,
+    ProtocolViolation,
+    SendDigits,
+    SendMark,
+    StreamStart,
+)
 from gateway.env import Env, Secret
+
+DTMF_STREAM = "stream"  # Capabilities.send_dtmf: the stream face encodes SendDigits into a frame of the stream
+DTMF_CALL_CONTROL = "call_control"  # ... or `Carrier.send_dtmf` sends them through the carrier's REST API
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,13 @@ class Capabilities:
     # a partial frame until more audio comes, and sends it padded at the mark that ends an answer
     # (`SendMark.last`); it encodes into `Frames`.
     frame_ms: int = 0
+    # How keys reach the far end without ending the stream (the send_dtmf tool is offered only then):
+    # DTMF_STREAM, DTMF_CALL_CONTROL, or "" (not at all).
+    send_dtmf: str = ""
 
     def __post_init__(self) -> None:
+        if self.send_dtmf not in ("", DTMF_STREAM, DTMF_CALL_CONTROL):
+            raise ValueError(f"send_dtmf must be '', {DTMF_STREAM!r} or {DTMF_CALL_CONTROL!r}")
         if self.frame_ms and not self.marks:
             raise ValueError("a carrier that cuts audio into fixed frames needs marks: the mark that ends an "
                              "answer (SendMark.last) is what flushes its held partial frame")
@@ -128,11 +144,12 @@ class StreamFace(Protocol):
     def decode_binary(self, data: bytes) -> CarrierEvent:
         """A binary frame."""
 
-    def encode(self, action: PlayAudio | SendMark | ClearPlayback) -> bytes | Frames:
+    def encode(self, action: PlayAudio | SendMark | ClearPlayback | SendDigits) -> bytes | Frames:
         """The frame to write: `bytes` is one frame (audio in a binary frame when
         `Capabilities.binary_audio`, everything else in a text frame). A face that must cut or hold
         audio (fixed-size binary frames) returns `Frames` instead: zero or more frames, each saying
-        whether it is binary, written in order."""
+        whether it is binary, written in order. `SendDigits` only for a carrier whose keys travel on
+        the stream (`Capabilities.send_dtmf == DTMF_STREAM`); any other face raises TypeError."""
 
 
 class Carrier(ABC):
@@ -205,6 +222,11 @@ class Carrier(ABC):
     @abstractmethod
     async def transfer(self, start: StreamStart, target: str) -> None:
         """Move the live call to `target` (an E.164 number or a SIP URI)."""
+
+    async def send_dtmf(self, start: StreamStart, digits: str) -> None:
+        """Play keys to the far end of the live call without ending its stream, for a carrier with
+        `Capabilities.send_dtmf == DTMF_CALL_CONTROL`. Raises CallControlUnavailable when it cannot."""
+        raise CallControlUnavailable(f"{self.name} cannot send keys without ending the media stream")
 
     def control_document(self, document: ControlDocument, fallback: Fallback) -> Answer:
         """The markup of a control document. Carriers that take inline markup serve none: refused."""

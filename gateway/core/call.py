@@ -4,7 +4,8 @@ The media handler feeds it carrier events (audio, marks, dtmf, stop, violations)
 (deltas, speech started, responses, errors), as the faces decoded them, plus the upstream session's
 life (opened, closed, failed) and a housekeeping tick; it performs the actions returned, in order.
 The session's lifecycle (losing, replacing and renewing it, the stall watch) is in `SessionKeeping`;
-function calls and the built-ins that end or move the call are in `ToolKeeping`.
+function calls and the built-ins that end or move the call are in `ToolKeeping`; key presses in
+`KeypadKeeping`; the silence timeouts in `IdleKeeping`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from gateway.core.events import (
     UpstreamEvent,
     UpstreamUnreadable,
 )
+from gateway.core.idle import IdleKeeping, IdlePolicy
+from gateway.core.keypad import Keypad, KeypadKeeping
 from gateway.core.lifecycle import NOTHING, SessionKeeping
 from gateway.core.playback import PlaybackTracker
 from gateway.core.stats import CallStats
@@ -58,7 +61,7 @@ from gateway.core.watch import FrameRate
 LOGGED_VIOLATIONS = 5  # carrier protocol violations logged per call; the rest are only counted
 
 
-class Call(ToolKeeping, SessionKeeping):
+class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
     """The decisions of one call. `now` is always milliseconds on a monotonic clock."""
 
     def __init__(
@@ -77,6 +80,9 @@ class Call(ToolKeeping, SessionKeeping):
         codec: Codec = PCMU,
         ready_timeout_s: float = 0.0,
         sensitive_tools: frozenset[str] = frozenset(),
+        keypad: Keypad = Keypad(),  # noqa: B008 - frozen
+        commit_turns: bool = False,  # turn detection is off: keypad.commit_key ends the caller's turn
+        idle: IdlePolicy = IdlePolicy(),  # noqa: B008 - frozen
     ) -> None:
         super().__init__(max_reconnects=max_reconnects, retry_backoff_s=retry_backoff_s,
                          session_max_s=session_max_s, stall_timeout_s=stall_timeout_s,
@@ -106,6 +112,8 @@ class Call(ToolKeeping, SessionKeeping):
         self._turn_ended_at: float | None = None  # the caller's turn ended; no response created yet
         self._input_base_ms = 0.0  # caller audio received before the current session's input timeline
         self._init_tools(sensitive_tools)
+        self._init_keypad(keypad, commit_turns)
+        self._init_idle(idle)
 
     def set_codec(self, codec: Codec) -> None:
         """The stream's codec, once its start message names it (before any audio)."""
@@ -152,10 +160,6 @@ class Call(ToolKeeping, SessionKeeping):
         if self.departure is not None:  # the end of a goodbye (or a hand-off line) may just have played
             return tuple(self._departure_step(now))
         return NOTHING
-
-    def carrier_dtmf(self, digit: str, now: float) -> tuple[Action, ...]:
-        self.stats.dtmf += 1
-        return (Note("dtmf", fields={"digit": digit}),)
 
     def carrier_stop(self, now: float) -> tuple[Action, ...]:
         self.ended = True
@@ -215,7 +219,7 @@ class Call(ToolKeeping, SessionKeeping):
         self._caller_speaking = True
         self._tools_speech_started()
         self.conversation.user_turn(event.item_id)
-        actions: list[Action] = []
+        actions = self._idle_caller(now)
         playing = self.playback.is_playing(now)
         heard = self.playback.heard(now)
         response_id = self.active_response_id
@@ -238,7 +242,7 @@ class Call(ToolKeeping, SessionKeeping):
             self.stats.barge_ins += 1
             actions.append(Note("barge_in", fields={"playing": playing, "response_id": response_id,
                                                     "truncated": truncated}))
-        self.playback.clear()
+        self.playback.clear(now)
         self._awaiting_first_audio = False
         self._first_mark = None
         actions.extend(self._after_tools(now))  # held tool outputs go now; the caller's turn answers them
@@ -253,6 +257,7 @@ class Call(ToolKeeping, SessionKeeping):
         self._speech_stopped_at = now - max(0.0, behind)
         self._caller_speaking = False
         self._turn_ended_at = now
+        self._idle_caller(now)
         self._awaiting_first_audio = True
         self._first_mark = None
         self.stats.turns += 1
@@ -267,6 +272,7 @@ class Call(ToolKeeping, SessionKeeping):
     def _response_done(self, event: ResponseDone, now: float) -> tuple[Action, ...]:
         if event.response_id == self.active_response_id:
             self.active_response_id = None
+        self._idle_answered(now)
         self.stats.count_response(event.status, event.usage)
         after = self._after_tools(now)
         if event.status == "failed":
@@ -282,8 +288,8 @@ class Call(ToolKeeping, SessionKeeping):
 
     def _transcript_done(self, event: TranscriptDone, now: float) -> tuple[Action, ...]:
         role = "assistant" if event.role == "assistant" else "user"
-        line = {"role": "assistant" if role == "assistant" else "caller", "text": event.text,
-                "item_id": event.item_id}
+        line = {"role": "assistant" if role == "assistant" else "caller",
+                "text": self.redact(event.text) if self._secrets else event.text, "item_id": event.item_id}
         self.stats.transcript.append(line)
         self.conversation.transcript(role, event.item_id, event.text)
         return (Note("transcript", fields=line),)
@@ -335,18 +341,24 @@ class Call(ToolKeeping, SessionKeeping):
                     Hangup("upstream_error", f"fatal upstream error: {event.code or event.error_type}", fallback=True))
         return (Note("upstream_error", "info" if severity == BENIGN else "warning", fields),)
 
-    # --- housekeeping, with the departure's clock ------------------------------------------------
+    # --- housekeeping, with the departure's, the keypad's and the silence's clocks -----------------
 
     def tick(self, now: float, *, carrier_backed_up: bool, upstream_backed_up: bool) -> tuple[Action, ...]:
         actions = super().tick(now, carrier_backed_up=carrier_backed_up, upstream_backed_up=upstream_backed_up)
-        if actions or self.departure is None:
+        if actions or self.ended:
             return actions
-        return tuple(self._departure_step(now))  # without marks the clock says when the goodbye played
+        if self.departure is not None:
+            return tuple(self._departure_step(now))  # without marks the clock says when the goodbye played
+        return (*self._keypad_due(now), *self._idle_step(now))
 
     def tick_interval_s(self, now: float | None = None) -> float:
         interval = super().tick_interval_s(now)
-        waiting = None if now is None else self.departure_tick_s(now)
-        return interval if waiting is None else min(interval, waiting)
+        if now is None:
+            return interval
+        for waiting in (self.departure_tick_s(now), self.keypad_tick_s(now), self.idle_tick_s(now)):
+            if waiting is not None:
+                interval = min(interval, waiting)
+        return interval
 
 
 _HANDLERS: dict[type, Callable[[Call, Any, float], tuple[Action, ...]]] = {

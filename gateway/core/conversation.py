@@ -2,12 +2,12 @@
 
 A Realtime session keeps the conversation server-side; when the session is lost (or renewed before its
 duration cap) the new one starts empty. The log is fed by the `Call` from events it already handles:
-the caller's turns (their item ids, then their transcripts when input transcription is on), the
-assistant's answers (transcript deltas, then the final transcript) and how much of each cut-off answer
-the caller heard; and the function calls the model made with their outputs (replayed as
-`function_call` and `function_call_output` items, so a tool that ran, or is still running, across a
-reconnect stays part of the conversation). Turns are kept in the order they first appeared; the log is
-bounded.
+the caller's turns (their item ids, then their transcripts when input transcription is on; keypad input as
+the text message it was sent as), the assistant's answers (transcript deltas, then the final transcript)
+and how much of each cut-off answer the caller heard; and the function calls the model made with their
+outputs (replayed as `function_call` and `function_call_output` items, so a tool that ran, or is still
+running, across a reconnect stays part of the conversation). Turns are kept in the order they first
+appeared; the log is bounded.
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ class ConversationLog:
         if turn is not None:
             turn.text, turn.final = text, True
             turn.parts.clear()
+
+    def user_text(self, key: str, text: str) -> None:
+        """A user message of text the gateway added (keypad input): replayed like a caller's turn."""
+        turn = self._turn("user", key)
+        if turn is not None:
+            turn.text, turn.final = text, True
 
     def function_call(self, item_id: str | None, call_id: str, name: str, arguments: str) -> None:
         turn = self._turn(FUNCTION_CALL, item_id or f"call:{call_id}")

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gateway.core.codec import Codec
+from gateway.core.results import EndCall as EndCall
+from gateway.core.results import Listen as Listen
+from gateway.core.results import ToolResult as ToolResult
+from gateway.core.results import TransferTo as TransferTo
 
 # --- carrier events, as decoded by a carrier's stream face ----------------------------------------
 
@@ -221,38 +225,6 @@ UpstreamEvent = (
 )
 
 
-# --- what the I/O layer reports back about a tool it ran (Call.tool_result) --------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EndCall:
-    """An accepted end_call: hang up once what the agent is saying has been heard, `max_wait_s` at most."""
-
-    reason: str = ""
-    max_wait_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class TransferTo:
-    """An accepted transfer_call to an allow-listed destination (by name), after its hand-off line."""
-
-    destination: str
-    handoff: str | None = None
-    max_wait_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    """A tool finished, or was refused before it ran. `output` goes to the model as the function's output;
-    `outcome` is a bounded label (ok, bad_arguments, unknown_tool, http_error, timeout, too_large, failed,
-    refused); `then` is what an accepted built-in asks of the call."""
-
-    call_id: str
-    output: str
-    outcome: str = "ok"
-    then: EndCall | TransferTo | None = None
-
-
 # --- actions the core asks for ---------------------------------------------------------------------
 # `side` says who performs an action: the carrier's stream face encodes CARRIER actions, the Realtime
 # face encodes UPSTREAM actions, and the socket owner performs CONTROL actions itself.
@@ -286,6 +258,15 @@ class ClearPlayback:
     """Carrier: drop all queued audio now (barge-in)."""
 
     side: ClassVar[str] = CARRIER
+
+
+@dataclass(frozen=True, slots=True)
+class SendDigits:
+    """Carrier: play these keypad tones to the far end, for a carrier whose stream carries them
+    (`Capabilities.send_dtmf == "stream"`); the send_dtmf tool asks for it, not the core."""
+
+    side: ClassVar[str] = CARRIER
+    digits: str
 
 
 @dataclass(slots=True)
@@ -345,7 +326,26 @@ class SendToolOutput:
 
 @dataclass(frozen=True, slots=True)
 class RequestResponse:
-    """Upstream: ask the model to answer now (after a tool's output)."""
+    """Upstream: ask the model to answer now (after a tool's output, keypad input, a committed turn). With
+    `instructions`: added to the agent's own for this response only (an idle check-in, an idle goodbye);
+    `purpose` (bounded: idle_reprompt, idle_goodbye) goes with it as the response's metadata."""
+
+    side: ClassVar[str] = UPSTREAM
+    instructions: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendUserText:
+    """Upstream: add a user message of text to the conversation (keypad input, as its template words it)."""
+
+    side: ClassVar[str] = UPSTREAM
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInput:
+    """Upstream: end the caller's turn now (turn detection off): the audio so far becomes their message."""
 
     side: ClassVar[str] = UPSTREAM
 
@@ -411,7 +411,7 @@ class Hangup:
     hand the live call to the fallback (an apology, or a transfer) through the carrier's call control."""
 
     side: ClassVar[str] = CONTROL
-    outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained, agent_ended
+    outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained, agent_ended, idle
     reason: str
     fallback: bool = False
     carrier_hangup: bool = False  # end the live call through the carrier's call control, then close
@@ -428,7 +428,7 @@ class Note:
 
 
 Action = (
-    PlayAudio | SendMark | ClearPlayback | AppendAudio | ConfigureSession | Greet | CancelResponse
-    | TruncateItem | RestoreConversation | SendToolOutput | RequestResponse | Say | Inform | RunTool | TransferCall
-    | Reconnect | Abort | Hangup | Note
+    PlayAudio | SendMark | ClearPlayback | SendDigits | AppendAudio | ConfigureSession | Greet | CancelResponse
+    | TruncateItem | RestoreConversation | SendToolOutput | RequestResponse | SendUserText | CommitInput | Say
+    | Inform | RunTool | TransferCall | Reconnect | Abort | Hangup | Note
 )

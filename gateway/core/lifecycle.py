@@ -58,6 +58,9 @@ class SessionKeeping:
     _first_mark: tuple[str, float] | None
     tools_busy: bool
     _tools_session_left: Callable[[], None]
+    _quiet_since: float | None  # silence is counted from here (IdleKeeping)
+    _awaiting_response: bool  # a response was asked for and has not started (ToolKeeping)
+    _awaiting_since: float
     _after_tools: Callable[[float], list[Action]]
 
     def __init__(self, *, max_reconnects: int, retry_backoff_s: float, session_max_s: float,
@@ -81,19 +84,21 @@ class SessionKeeping:
     def upstream_opened(self, now: float) -> tuple[Action, ...]:
         """The Realtime socket is open: configure it, greet, and flush the audio that waited."""
         self.upstream_ready = True
-        self.session_opened_at = now
+        self.session_opened_at = self._quiet_since = now
         # Audio dropped from the pre-connect buffer never reaches this session's input timeline.
         self._input_base_ms = self._inbound_ms - self._buffered_ms
         actions: list[Action] = [ConfigureSession()]
         if self.greeting:
             actions.append(Greet(self.greeting))
+            self._awaiting_response, self._awaiting_since = True, now  # what waits for a response waits for it
         actions.extend(self._flush_buffered())
+        actions.extend(self._after_tools(now))  # keys pressed before the session opened
         return tuple(actions)
 
     def upstream_reopened(self, now: float) -> tuple[Action, ...]:
         """A replacement session is open: configure it, restore the conversation, flush the waiting audio."""
         self.upstream_ready = True
-        self.session_opened_at = now
+        self.session_opened_at = self._quiet_since = now
         self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
         return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._flush_buffered(),
                 *self._after_tools(now))  # a tool that finished meanwhile is in the replay: answer it
@@ -211,7 +216,7 @@ class SessionKeeping:
         for item in self.playback.heard(now):
             if item.heard_ms < item.sent_ms:
                 self.conversation.cut(item.item_id, item.heard_ms, item.sent_ms)
-        self.playback.clear()
+        self.playback.clear(now)
         self._drop_active_response()
         self.upstream_ready = False
         self._forget_turn()

@@ -58,6 +58,9 @@ class PlaybackTracker:
         self.marks = marks
         self.generation = 0
         self._seq = 0
+        # When the audio sent so far finished (or, without marks, will finish) playing: the echo of the mark
+        # that emptied the queue, or the clock estimate. 0 until some audio has played; kept across a clear.
+        self.ended_at = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -82,6 +85,7 @@ class PlaybackTracker:
         if not self.marks:
             self._advance(now)
             mark = False
+            self.ended_at = max(self.ended_at, now) + ms  # played at real time, after what was queued
         item = self._items.get(item_id)
         if item is None:
             item = self._items[item_id] = ItemPlayback(item_id, content_index, response_id)
@@ -134,6 +138,8 @@ class PlaybackTracker:
         if pos >= self._anchor_pos:
             self._anchor_pos, self._anchor_at = pos, now
             self._prune(pos)
+        if not pending and self._marked_ms >= self._queued_ms:
+            self.ended_at = now  # everything sent has played
         return True
 
     def _advance(self, now: float) -> None:
@@ -197,7 +203,9 @@ class PlaybackTracker:
             )
         return out
 
-    def clear(self) -> None:
-        """Playback was cleared at the carrier: start a new generation; pending marks become stale."""
+    def clear(self, now: float | None = None) -> None:
+        """Playback was cleared at the carrier (at `now`): start a new generation; pending marks become stale."""
         self.generation += 1
+        if now is not None:
+            self.ended_at = min(self.ended_at, now)  # what was queued will never play
         self._reset()

@@ -21,7 +21,7 @@ class CallStats:
     marks_played: int = 0
     marks_flushed: int = 0
     stale_deltas_dropped: int = 0
-    dtmf: int = 0
+    dtmf: int = 0  # keys the caller pressed
     turns: int = 0
     barge_ins: int = 0
     truncates_rejected: int = 0
@@ -39,6 +39,8 @@ class CallStats:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {name, call_id, outcome, duration_ms[, arguments]}
     tool_results: list[tuple[str, str, float]] = field(default_factory=list)  # (tool, outcome, ms), as they end
     transfers: list[str] = field(default_factory=list)  # results: transferred, refused, failed, unavailable
+    keypad: list[dict[str, Any]] = field(default_factory=list)  # entries sent to the model: {digits, count, sensitive}
+    idle_reprompts: int = 0  # the model asked to check in on a silent caller
     upstream_ready_ms: float | None = None  # from the stream's start to the first session answering
     upstream_not_ready: bool = False  # the ready deadline passed first
 

@@ -15,12 +15,15 @@ around or after the function call within it), and the playback tracker says noth
 (the echo of the mark after the last chunk; without marks, the clock estimate). No response is asked
 for after end_call: the goodbye is what the model says in that response. An accepted transfer does the
 same, speaks its hand-off line first when it has one (played and heard too), then asks for the
-transfer (`TransferCall`). Either waits `max_wait_s` at most, then goes ahead.
+transfer (`TransferCall`). Either waits `max_wait_s` at most, then goes ahead. An idle hang-up (`IdleKeeping`)
+leaves the same way, after the goodbye it asked for. An accepted send_dtmf (`Listen`) asks for no response:
+the keys go to a phone menu, whose answer is the next turn.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +65,8 @@ class _Running:
 
 @dataclass(slots=True)
 class Departure:
-    """The call is to end (kind "end") or move (kind "transfer") once the agent's words have been heard."""
+    """The call is to end (kind "end": end_call; "idle": the silence timeout) or move (kind "transfer") once the
+    agent's words have been heard."""
 
     kind: str
     armed_at: float
@@ -83,6 +87,7 @@ class ToolKeeping:
     upstream_ready: bool
     ended: bool
     _caller_speaking: bool
+    redact: Callable[[str], str]  # masks the call's sensitive keypad entries (KeypadKeeping)
 
     def _init_tools(self, sensitive_tools: frozenset[str]) -> None:
         self.sensitive_tools = sensitive_tools  # their arguments are kept out of logs and the summary
@@ -92,6 +97,7 @@ class ToolKeeping:
         self._response_due = False  # answered outputs want a response once nothing is running
         self._speech_count = 0  # the caller's turns begun (speech started)
         self._awaiting_response = False  # we asked for a response that has not started yet
+        self._awaiting_since = 0.0  # when
         self.departure: Departure | None = None
 
     # --- the model calls, the I/O layer answers --------------------------------------------------
@@ -104,7 +110,7 @@ class ToolKeeping:
         record: dict[str, Any] = {"name": event.name, "call_id": call_id, "outcome": None, "duration_ms": None}
         fields: dict[str, Any] = {"tool": event.name, "call_id": call_id}
         if event.name not in self.sensitive_tools:
-            record["arguments"] = fields["arguments"] = event.arguments[:MAX_ARGUMENTS_KEPT]
+            record["arguments"] = fields["arguments"] = self.redact(event.arguments[:MAX_ARGUMENTS_KEPT])
         self.stats.tool_calls.append(record)
         self._running[call_id] = _Running(event.name, now, self._speech_count, record)
         self.conversation.function_call(event.item_id, call_id, event.name, event.arguments)
@@ -127,7 +133,7 @@ class ToolKeeping:
             "tool": running.name, "call_id": result.call_id, "outcome": result.outcome,
             "duration_ms": round(duration)})]
         then = result.then
-        if then is not None and self.departure is None:
+        if isinstance(then, EndCall | TransferTo) and self.departure is None:
             self._depart(then, now)
         elif running.speech_count == self._speech_count and then is None:
             self._response_due = True
@@ -153,7 +159,7 @@ class ToolKeeping:
                 self.ended = True
             return NOTHING
         self.departure = None
-        self._awaiting_response = True
+        self._awaiting_response, self._awaiting_since = True, now
         return (Note("transfer_failed", "warning", {"destination": departure.destination, "result": result}),
                 Inform(TRANSFER_FAILED.format(destination=departure.destination, result=result)),
                 RequestResponse())
@@ -180,7 +186,7 @@ class ToolKeeping:
         if (self._response_due and not self._running and not self._caller_speaking and self.departure is None
                 and not self._awaiting_response):
             self._response_due = False
-            self._awaiting_response = True
+            self._awaiting_response, self._awaiting_since = True, now
             out.append(RequestResponse())
         if self.departure is not None:
             out.extend(self._departure_step(now))
@@ -206,6 +212,7 @@ class ToolKeeping:
                 return []
             if d.handoff and not d.said:
                 d.said = self._awaiting_response = True
+                self._awaiting_since = now
                 return [Say(d.handoff)]
             if self.playback.is_playing(now):
                 return []
@@ -217,6 +224,9 @@ class ToolKeeping:
             self.ended = True
             reason = "the agent ended the call" + (f" ({d.reason[:100]})" if d.reason else "")
             return [Note("agent_ended_call", fields=fields), Hangup("agent_ended", reason, carrier_hangup=True)]
+        if d.kind == "idle":
+            self.ended = True
+            return [Note("idle_hung_up", fields=fields), Hangup("idle", d.reason, carrier_hangup=True)]
         return [Note("transfer_starting", fields={**fields, "destination": d.destination}),
                 TransferCall(d.destination)]
 

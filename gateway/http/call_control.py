@@ -1,6 +1,6 @@
 """The carrier's call control as a call uses it: the fallback when the upstream fails, the hang-up when
-the agent ends the call, the transfer to an allow-listed destination. A part of `MediaSession` (its
-base class), which performs the call's control actions with these."""
+the agent ends the call, the transfer to an allow-listed destination, keys sent to the far end (send_dtmf).
+A part of `MediaSession` (its base class), which performs the call's control actions with these."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from gateway.carriers.base import CallControlUnavailable, Carrier
+from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
-from gateway.core.events import StreamStart
+from gateway.core.events import SendDigits, StreamStart
 from gateway.observability import metrics
 from gateway.state import GatewayState
+from gateway.tools.builtins import DigitsNotSent
 
 
 class CallControl:
     # what the MediaSession provides
     state: GatewayState
     carrier: Carrier
+    face: StreamFace
     call: Call
     ws: web.WebSocketResponse
     start: StreamStart | None
@@ -78,6 +80,30 @@ class CallControl:
         self.log.info("call_transferred", destination=name)
         if not self.ws.closed and not self.aborted:
             await self.ws.close(code=1000, message=self.reason[:120].encode())
+
+    async def send_digits(self, digits: str) -> None:
+        """Play keys to the far end, on the stream or through the carrier's call control (as its capabilities
+        say). DigitsNotSent says why not; the keys are never logged (they may be sensitive), only their count."""
+        start = self.start
+        if start is None or self.ws.closed or self.aborted:
+            raise DigitsNotSent("the call is over")
+        try:
+            if self.carrier.capabilities.send_dtmf == DTMF_STREAM:
+                frame = self.face.encode(SendDigits(digits))
+                if type(frame) is not bytes:
+                    raise TypeError("a stream face encodes keys into one text frame")
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+            else:
+                await self.carrier.send_dtmf(start, digits)
+        except CallControlUnavailable as exc:
+            self.log.warning("dtmf_not_sent", keys=len(digits), reason=str(exc))
+            raise DigitsNotSent(str(exc)) from None
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}".replace(digits, "*" * len(digits))  # an echo of the keys
+            self.log.error("dtmf_send_failed", keys=len(digits), error=detail[:300])
+            raise DigitsNotSent("the carrier did not take them") from None
+        metrics.DTMF_KEYS.labels("outbound").inc(len(digits))
+        self.log.info("dtmf_sent", keys=len(digits), via=self.carrier.capabilities.send_dtmf)
 
     async def hang_up_call(self) -> None:
         """The agent ended the call: end it through the carrier's call control where it has one."""

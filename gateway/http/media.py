@@ -77,7 +77,8 @@ class MediaSession(CallControl):
                          session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
                          max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks,
                          whole_frames=carrier.capabilities.frame_ms > 0,
-                         ready_timeout_s=settings.upstream_ready_timeout_s, sensitive_tools=agent.tools.sensitive())
+                         ready_timeout_s=settings.upstream_ready_timeout_s, sensitive_tools=agent.tools.sensitive(),
+                         keypad=agent.tools.keypad, commit_turns=agent.turn_detection.mode == "none", idle=agent.idle)
         self.exporter = metrics.CallExporter(self.call.stats)
         self.link: UpstreamLink | None = None  # from the stream's start on
         self.upstream_task: asyncio.Task[None] | None = None
@@ -172,8 +173,9 @@ class MediaSession(CallControl):
             self.log.warning("call_refused_over_capacity", max_concurrent_calls=state.settings.max_concurrent_calls)
             self.end("rejected", "over capacity (MAX_CONCURRENT_CALLS)")
             return False
+        sends_keys = bool(self.carrier.capabilities.send_dtmf)
         try:
-            face = RealtimeFace(state.upstream.dialect, state.settings.agent, start.codec)
+            face = RealtimeFace(state.upstream.dialect, state.settings.agent, start.codec, send_dtmf=sends_keys)
         except ValueError as exc:
             self.log.error("codec_unsupported", codec=start.codec.name, sample_rate=start.codec.sample_rate,
                            error=str(exc))
@@ -184,7 +186,8 @@ class MediaSession(CallControl):
             state.tools = Toolbox(state.settings.agent.tools)
         context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
                               start.parameters.get("to"))
-        self.tools = CallTools(state.tools, context, self.tool_done)
+        self.tools = CallTools(state.tools, context, self.tool_done,
+                               send_digits=self.send_digits if sends_keys else None)
         self.log.info("call_started", upstream=state.upstream.describe(), dialect=state.upstream.dialect,
                       codec=start.codec.name)
         self.link = UpstreamLink(state.upstream, face, self.log, self.upstream_event, self.upstream_change)

@@ -26,7 +26,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 # The label values known in advance, created at 0 by initialise_labels.
 CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                 "agent_ended", "transferred")
+                 "agent_ended", "transferred", "idle")
 WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy", "control_document", "not_found")
 TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
                         "bad_handshake_signature", "over_capacity")
@@ -38,6 +38,7 @@ RECONNECT_REASONS = ("closed", "server_error", "session_expired", "stalled", "re
 TOOL_OUTCOMES = ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout", "too_large", "failed", "refused",
                  "cancelled")
 TRANSFER_RESULTS = ("transferred", "refused", "failed", "unavailable")
+DTMF_DIRECTIONS = ("inbound", "outbound")
 UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -47,7 +48,8 @@ CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls with an open carrier media s
 CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provider and outcome "
                 "(completed: the caller hung up; rejected, upstream_error, carrier_error, timeout, drained; "
                 "abandoned: the caller hung up before the upstream session was ever ready; agent_ended: the agent "
-                "hung up with end_call; transferred: moved to a person with transfer_call).",
+                "hung up with end_call; transferred: moved to a person with transfer_call; idle: hung up after "
+                "IDLE_HANGUP_S of silence).",
                 ["carrier", "provider", "outcome"], registry=REGISTRY)
 CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
                           buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
@@ -115,6 +117,11 @@ TOOL_DURATION = Histogram("gateway_tool_duration_seconds", "From the model's fun
 TRANSFERS = Counter("gateway_transfers_total", "Transfers asked for with transfer_call, by result (transferred; "
                     "refused: a destination not in the allow-list; failed: the carrier's call control failed; "
                     "unavailable: no call control for this call).", ["result"], registry=REGISTRY)
+DTMF_KEYS = Counter("gateway_dtmf_keys_total", "Keypad keys, by direction (inbound: pressed by the caller; "
+                    "outbound: sent to the far end with send_dtmf).", ["direction"], registry=REGISTRY)
+IDLE_REPROMPTS = Counter("gateway_idle_reprompts_total", "Times the model was asked to check in on a caller silent "
+                         "for IDLE_REPROMPT_S (hang-ups after IDLE_HANGUP_S: gateway_calls_total{outcome=\"idle\"}).",
+                         registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -150,6 +157,8 @@ def initialise_labels(carriers: Iterable[str], provider: str) -> None:
         REALTIME_TOKENS.labels(kind)
     for result in TRANSFER_RESULTS:
         TRANSFERS.labels(result)
+    for direction in DTMF_DIRECTIONS:
+        DTMF_KEYS.labels(direction)
 
 
 _known_tools: set[str] = set()
@@ -190,10 +199,12 @@ class CallExporter:
     __slots__ = (
         "_barge",
         "_dropped",
+        "_dtmf",
         "_errors",
         "_frames_in",
         "_frames_out",
         "_heard",
+        "_idle",
         "_in_ms",
         "_limited",
         "_out_ms",
@@ -212,6 +223,7 @@ class CallExporter:
         self._stats = stats
         self._frames_in = self._frames_out = self._dropped = self._stale = self._barge = self._rejected = 0
         self._turns = self._heard = self._truncs = self._errors = self._limited = self._tools = self._transfers = 0
+        self._dtmf = self._idle = 0
         self._in_ms = self._out_ms = 0.0
         self._responses: dict[str, int] = {}
         self._tokens = dict.fromkeys(TOKEN_KINDS, 0)
@@ -232,6 +244,9 @@ class CallExporter:
         self._in_ms, self._out_ms = s.audio_in_ms, s.audio_out_ms
         self._dropped, self._stale = s.frames_dropped, s.stale_deltas_dropped
         self._barge, self._rejected = s.barge_ins, s.truncates_rejected
+        _add(DTMF_KEYS.labels("inbound"), s.dtmf - self._dtmf)
+        _add(IDLE_REPROMPTS, s.idle_reprompts - self._idle)
+        self._dtmf, self._idle = s.dtmf, s.idle_reprompts
         for value in s.turn_latencies_ms[self._turns:]:
             TURN_LATENCY.observe(value / 1000.0)
         self._turns = len(s.turn_latencies_ms)

@@ -115,6 +115,10 @@ def call_summary(
         # each function call: name, call_id, outcome, duration_ms, and its arguments unless the tool is sensitive
         "tool_calls": [dict(call) for call in stats.tool_calls],
         "transfers": list(stats.transfers),
+        # keypad entries sent to the model: {digits (masked when the dtmf section is sensitive), count, sensitive}
+        "keypad": [dict(entry) for entry in stats.keypad],
+        "keys_pressed": stats.dtmf,
+        "idle_reprompts": stats.idle_reprompts,
         "transcript": transcript_with_truncations(stats),
     }
 

@@ -4,8 +4,10 @@ Only what differs lives here: the `session.update` body. GA rejects a whole upda
 unknown field, so each dialect builds its own from the agent settings and nothing is shared by
 accident (protocol-reference.md §1.2, §2.2, §2.3). Client events whose shape is the same in both
 (append, truncate, cancel, response.create with instructions, function_call_output items) are built
-once. Tools: both dialects get the function tools (`{type: function, name, description, parameters}`);
-only GA gets the MCP servers (`{type: mcp, ...}`: the config refuses them with a beta upstream).
+once. Tools: both dialects get the function tools (`{type: function, name, description, parameters}`;
+send_dtmf only when the call's carrier can send keys); only GA gets the MCP servers (`{type: mcp, ...}`: the
+config refuses them with a beta upstream). No session sets GA server_vad's `idle_timeout_ms`: silence is
+timed in the core (`core.idle` says why).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.tools.spec import McpServer, ToolsSpec
 
 APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":'
 RESPONSE_CREATE = b'{"type":"response.create"}'
+COMMIT = b'{"type":"input_audio_buffer.commit"}'
 
 
 def append(payload: str) -> bytes:
@@ -61,6 +64,20 @@ def greet(text: str) -> bytes:
 def say(text: str) -> bytes:
     return orjson.dumps({"type": "response.create", "response": {
         "instructions": f"Say exactly this to the caller, and nothing else: {text}"}})
+
+
+def respond(instructions: str, purpose: str | None = None) -> bytes:
+    """A response with these instructions (for it only), and its purpose as metadata when given."""
+    response: dict[str, Any] = {"instructions": instructions}
+    if purpose:
+        response["metadata"] = {"purpose": purpose}
+    return orjson.dumps({"type": "response.create", "response": response})
+
+
+def user_text(text: str) -> bytes:
+    """A user message of text (keypad input), appended to the conversation."""
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    return orjson.dumps({"type": "conversation.item.create", "item": item})
 
 
 def function_output(call_id: str, output: str) -> bytes:
@@ -107,10 +124,11 @@ def _mcp(server: McpServer) -> dict[str, Any]:
     return tool
 
 
-def tools(dialect: Dialect, spec: ToolsSpec) -> list[dict[str, Any]]:
-    """The session's `tools`: every function, and (GA) the MCP servers."""
+def tools(dialect: Dialect, spec: ToolsSpec, *, send_dtmf: bool = False) -> list[dict[str, Any]]:
+    """The session's `tools`: every function (send_dtmf only when the carrier can send keys), and (GA) the
+    MCP servers."""
     out: list[dict[str, Any]] = [{"type": "function", "name": f.name, "description": f.description,
-                                  "parameters": f.parameters} for f in spec.functions()]
+                                  "parameters": f.parameters} for f in spec.functions(send_dtmf=send_dtmf)]
     if dialect == "ga":
         out += [_mcp(server) for server in spec.mcp]
     return out
@@ -136,7 +154,7 @@ def _transcription(agent: Agent) -> dict[str, Any] | None:
     return out
 
 
-def ga_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
+def ga_session(agent: Agent, codec: Codec = PCMU, *, send_dtmf: bool = False) -> dict[str, Any]:
     fmt = audio_format("ga", codec)
     audio_in: dict[str, Any] = {
         "format": fmt,
@@ -150,12 +168,13 @@ def ga_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
         "instructions": agent.instructions,
         "audio": {"input": audio_in, "output": {"format": fmt, "voice": agent.voice}},
     }
-    if agent.tools:
-        session["tools"], session["tool_choice"] = tools("ga", agent.tools), "auto"
+    functions = tools("ga", agent.tools, send_dtmf=send_dtmf) if agent.tools else []
+    if functions:
+        session["tools"], session["tool_choice"] = functions, "auto"
     return session  # no `model`: the URL names it, and Azure's deployment name need not be a model id
 
 
-def beta_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
+def beta_session(agent: Agent, codec: Codec = PCMU, *, send_dtmf: bool = False) -> dict[str, Any]:
     fmt = audio_format("beta", codec)
     session = {
         "modalities": ["text", "audio"],
@@ -167,12 +186,16 @@ def beta_session(agent: Agent, codec: Codec = PCMU) -> dict[str, Any]:
         "input_audio_transcription": _transcription(agent),
         "input_audio_noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
     }
-    functions = tools("beta", agent.tools) if agent.tools else []
+    functions = tools("beta", agent.tools, send_dtmf=send_dtmf) if agent.tools else []
     if functions:
         session["tools"], session["tool_choice"] = functions, "auto"
     return session
 
 
-def session_update(dialect: Dialect, agent: Agent, codec: Codec = PCMU) -> bytes:
-    session = ga_session(agent, codec) if dialect == "ga" else beta_session(agent, codec)
+def session_update(dialect: Dialect, agent: Agent, codec: Codec = PCMU, *, send_dtmf: bool = False) -> bytes:
+    """`send_dtmf`: the call's carrier can send keys, so the send_dtmf tool (when enabled) is offered."""
+    if dialect == "ga":
+        session = ga_session(agent, codec, send_dtmf=send_dtmf)
+    else:
+        session = beta_session(agent, codec, send_dtmf=send_dtmf)
     return orjson.dumps({"type": "session.update", "session": session})

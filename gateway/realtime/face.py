@@ -1,6 +1,7 @@
 """The Realtime face of one call: server frames in, typed events out; the core's actions in, frames out.
 
-Built for one dialect (GA, the default, or beta), one agent and the stream's codec. Decoding accepts
+Built for one dialect (GA, the default, or beta), one agent, the stream's codec and whether the call's
+carrier can send keys (the send_dtmf tool is offered only then). Decoding accepts
 both dialects' event names (protocol-reference.md §2.3): one table costs nothing, and a mis-configured
 dialect then still plays audio instead of dropping it silently. Everything the core needs is read
 here, and only here: field layouts, usage details, error codes and messages. The audio payloads are
@@ -27,6 +28,7 @@ from gateway.core.events import (
     AudioDelta,
     AudioDone,
     CancelResponse,
+    CommitInput,
     ConfigureSession,
     Greet,
     Inform,
@@ -38,6 +40,7 @@ from gateway.core.events import (
     RestoreConversation,
     Say,
     SendToolOutput,
+    SendUserText,
     SessionCreated,
     SessionUpdated,
     SpeechStarted,
@@ -137,7 +140,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], UpstreamEvent | None]] = {
 class RealtimeFace:
     """Decodes the server events of one Realtime session and encodes the core's upstream actions."""
 
-    def __init__(self, dialect: Dialect, agent: Agent, codec: Codec = PCMU) -> None:
+    def __init__(self, dialect: Dialect, agent: Agent, codec: Codec = PCMU, *, send_dtmf: bool = False) -> None:
         self.dialect = dialect
         self.agent = agent
         self.codec = codec
@@ -149,14 +152,23 @@ class RealtimeFace:
         self._encoders: dict[type, Callable[[Any], bytes | tuple[bytes, ...]]] = {
             TruncateItem: lambda a: shapes.truncate(a.item_id, a.content_index, a.audio_end_ms),
             CancelResponse: lambda a: shapes.cancel(a.response_id),
-            ConfigureSession: lambda a: shapes.session_update(dialect, agent, codec),
+            ConfigureSession: lambda a: shapes.session_update(dialect, agent, codec, send_dtmf=send_dtmf),
             Greet: lambda a: shapes.greet(a.text),
             RestoreConversation: lambda a: tuple(shapes.restore_events(dialect, a.turns)),
             SendToolOutput: lambda a: shapes.function_output(a.call_id, a.output),
-            RequestResponse: lambda a: shapes.RESPONSE_CREATE,
+            RequestResponse: self._request_response,
+            SendUserText: lambda a: shapes.user_text(a.text),
+            CommitInput: lambda a: shapes.COMMIT,
             Say: lambda a: shapes.say(a.text),
             Inform: lambda a: shapes.system_message(a.text),
         }
+
+    def _request_response(self, action: RequestResponse) -> bytes:
+        """A plain response.create, or one whose instructions add the action's to the agent's own (the
+        agent's voice, language and manner carry over to an idle check-in or goodbye)."""
+        if action.instructions is None:
+            return shapes.RESPONSE_CREATE
+        return shapes.respond(f"{self.agent.instructions}\n\n{action.instructions}", action.purpose)
 
     # --- function calls ------------------------------------------------------------------------
 

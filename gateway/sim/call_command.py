@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway.core.keypad import KEYS
 from gateway.sim.audio import BYTES_PER_MS, SPEECH_DBFS, speech_like, write_ulaw_as_wav
 from gateway.sim.caller import DIALECTS, CallReport, CallScript, SimulatedCaller
 from gateway.sim.plivo_caller import PlivoCaller
@@ -47,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "start to the hang-up, with idle gaps as silence at their real positions")
     parser.add_argument("--barge-in-after", type=float, metavar="MS", help="start the next utterance MS ms "
                         "into the agent's audio instead of waiting for it to finish")
+    parser.add_argument("--dtmf", metavar="KEYS", default="", help="after the last utterance's answer, press "
+                        "these keys (0-9, *, #, A-D; one every 200 ms) as one more turn and wait for the answer: "
+                        "what they become is the tools file's dtmf section (e.g. --dtmf 4711#)")
+    parser.add_argument("--hangup-after", type=float, metavar="MS", default=700.0, help="after the last answer, "
+                        "hang up once the line has been quiet this long (default 700); a long one shows the "
+                        "gateway's silence handling (IDLE_REPROMPT_S, IDLE_HANGUP_S)")
     parser.add_argument("--auth-token", default=None,
                         help="sign the webhook (and, for Twilio, the WebSocket handshake) like the carrier: "
                         "Twilio's auth token, SignalWire's Signing Key, Plivo's Auth Token, Vonage's signature "
@@ -82,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--timeout must be positive")
     if args.barge_in_after is not None and args.barge_in_after < 0:
         return _fail("--barge-in-after must be >= 0")
+    keys = getattr(args, "dtmf", "") or ""
+    if any(key not in KEYS for key in keys) or len(keys) > 64:
+        return _fail(f"--dtmf takes up to 64 keys of {KEYS} (got {keys!r})")
+    hangup_after = getattr(args, "hangup_after", 700.0)
+    if hangup_after < 0:
+        return _fail("--hangup-after must be >= 0")
     if not args.url.startswith(("http://", "https://")):
         return _fail(f"--url must be an http(s) URL, got {args.url!r}")
     if args.audio:
@@ -92,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         utterance = speech_like(DEFAULT_UTTERANCE_MS)
     script = CallScript(utterances=[utterance] * args.turns, barge_in_after_ms=args.barge_in_after,
-                        max_call_ms=args.timeout * 1000.0)
+                        max_call_ms=args.timeout * 1000.0, keys=keys, hangup_after_idle_ms=hangup_after)
     carrier = getattr(args, "carrier", "twilio")
     token = args.auth_token if args.auth_token is not None else os.environ.get(SIGNING_SECRET[carrier])
     caller: SimulatedCaller
@@ -152,6 +165,8 @@ def _turn_line(r: CallReport, i: int) -> str:
     speech = r.speech_ends_ms[i] if i < len(r.speech_ends_ms) else end
     heard = r.answer_heard_after_ms[i] if i < len(r.answer_heard_after_ms) else None
     answer = "no answer heard" if heard is None else f"answer heard after {heard:.0f} ms"
+    if i == r.keys_turn:
+        return f"  keys pressed, the last at {end:.0f} ms: {answer} (from the last key)"
     if end - speech < 1.0:
         return f"  utterance {i + 1} ended at {end:.0f} ms: {answer}"
     return (f"  utterance {i + 1} ended at {end:.0f} ms, its speech at {speech:.0f} ms "
@@ -303,10 +318,11 @@ def format_report(r: CallReport, *, hint: str | None = None, verbose: bool = Fal
         f"marks echoed {len(r.marks_echoed)}, flushed {len(r.marks_flushed)}",
         f"closed by {r.closed_by or '?'} (code {r.close_code})",
     ]
+    lines += [f"keys played to the caller by the gateway (send_dtmf): {keys}" for keys in r.keys_received]
     ended = gateway_hangup_after_audio(r)
-    if ended is not None:  # the agent hung up (end_call) or moved the call (transfer_call): see its call_summary
+    if ended is not None:  # the agent hung up (end_call), moved the call (transfer_call) or the line was idle
         lines.append(f"the gateway hung up {ended:.0f} ms after the agent's last audio finished playing "
-                     "(end_call or transfer_call: the gateway's call_summary lists the tool calls)")
+                     "(end_call, transfer_call or a silent line: the gateway's call_summary says which)")
     lines += [f"error: {e}" for e in r.errors]
     if hint:
         lines.append(f"hint: {hint}")

@@ -44,6 +44,8 @@ class CallScript:
     answer_timeout_ms: float = 8000.0  # give up waiting for an agent answer after this
     hangup_after_idle_ms: float = 700.0  # after the last answer, hang up once playback is idle this long
     max_call_ms: float = 120_000.0  # hard bound on the media phase
+    keys: str = ""  # after the last utterance's answer, press these keys (one turn), then wait for the answer
+    key_gap_ms: float = 200.0  # between two key presses
 
 
 @dataclass
@@ -72,6 +74,8 @@ class CallReport:  # timestamps in ms relative to the stream start (the `start` 
     answer_starts_ms: list[float | None] = field(default_factory=list)  # per utterance, None: no answer
     # Per utterance: end of speech -> first agent audio played ("answer heard after"), None: no answer.
     answer_heard_after_ms: list[float | None] = field(default_factory=list)
+    keys_turn: int | None = None  # the turn (index in the lists above) whose "utterance" was the script's keys
+    keys_received: list[str] = field(default_factory=list)  # keys the gateway played toward the caller
 
 
 class CallRefused(Exception):
@@ -338,6 +342,15 @@ class SimulatedCaller:
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        """The carrier's message for a key the caller pressed (Twilio's and SignalWire's, streamSid included)."""
+        return {"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}}
+
+    async def send_dtmf(self, digit: str) -> None:
+        """The caller presses a key."""
+        await self._send(self._dtmf_message(digit))
+        self._event("dtmf_sent", digit=digit)
+
     def _mark_message(self, name: str) -> dict[str, Any]:
         """The carrier's message that a mark's audio has played."""
         return {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
@@ -426,6 +439,8 @@ class SimulatedCaller:
         loop = asyncio.get_running_loop()
         utts = [frames(u) or [SILENT_FRAME] for u in script.utterances]
         quiet_ms = [trailing_quiet_ms(b"".join(u)) for u in utts]  # the silence each utterance ends with
+        turns = len(utts) + (1 if script.keys else 0)  # the keys, when given, are the last turn
+        gap_frames = max(1, round(script.key_gap_ms / FRAME_MS))
         phase, index, pos, k = "lead", -1, 0, 0
         barge_pending = False
         while not self.closed.is_set():
@@ -437,7 +452,7 @@ class SimulatedCaller:
             if phase == "lead":
                 start_next = t >= script.lead_silence_ms or not utts
             elif phase == "wait":
-                last = index == len(utts) - 1
+                last = index == turns - 1
                 ans = self._answer_starts[index]
                 if ans is None or ans > now:
                     if now - self.report.utterance_ends_ms[index] >= script.answer_timeout_ms:
@@ -455,17 +470,32 @@ class SimulatedCaller:
                         break
                     start_next = True
             if start_next:
-                if index + 1 >= len(utts):
+                if index + 1 >= turns:
                     break
-                index, pos, phase = index + 1, 0, "speak"
+                index, pos, phase = index + 1, 0, "speak" if index + 1 < len(utts) else "keys"
                 self._answer_starts.append(None)
-                self._speech_ends.append(float(t + len(utts[index]) * FRAME_MS) - quiet_ms[index])
-                self._event("utterance_start", index=index, at_ms=t, barge_in=barge_pending)
+                if phase == "keys":  # pressed one per gap, the first now: the turn ends with the last key
+                    self.report.keys_turn = index
+                    self._event("keys_start", keys=len(script.keys), at_ms=t)
+                    self._speech_ends.append(float(t + ((len(script.keys) - 1) * gap_frames + 1) * FRAME_MS))
+                else:
+                    self._speech_ends.append(float(t + len(utts[index]) * FRAME_MS) - quiet_ms[index])
+                    self._event("utterance_start", index=index, at_ms=t, barge_in=barge_pending)
                 if barge_pending:
                     self.report.barge_ins_ms.append(float(t))
                 barge_pending = False
             ends_utterance = False
-            if phase == "speak":
+            key = None
+            if phase == "keys":
+                frame = SILENT_FRAME
+                if pos % gap_frames == 0:
+                    key = script.keys[pos // gap_frames]
+                pos += 1
+                if key is not None and pos > (len(script.keys) - 1) * gap_frames:
+                    phase, ends_utterance = "wait", True
+                    self.report.utterance_ends_ms.append(float(t + FRAME_MS))
+                    self.report.speech_ends_ms.append(self._speech_ends[index])
+            elif phase == "speak":
                 frame = utts[index][pos]
                 pos += 1
                 if pos == len(utts[index]):
@@ -484,8 +514,10 @@ class SimulatedCaller:
                      "payload": base64.b64encode(frame).decode("ascii")}
             await self._send({"event": "media", "media": media, **self._sid_field()})
             self.report.frames_sent += 1
+            if key is not None:  # pressed during this frame's 20 ms
+                await self.send_dtmf(key)
             if ends_utterance:
-                self._event("utterance_end", index=index, at_ms=t + FRAME_MS)
+                self._event("keys_end" if key is not None else "utterance_end", index=index, at_ms=t + FRAME_MS)
             k += 1
 
     async def run(self, script: CallScript) -> CallReport:

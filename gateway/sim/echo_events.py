@@ -15,6 +15,25 @@ from gateway.sim.vad import VadEvent
 from gateway.tools.script import ScriptedTurn
 
 
+def _idle_line(overrides: dict | None) -> str | None:
+    """A response the gateway asks for on a silent line (metadata purpose idle_*): the echo line says what it
+    was asked to, the last paragraph of the instructions (the gateway puts the agent's own before it)."""
+    metadata = overrides.get("metadata") if overrides else None
+    purpose = metadata.get("purpose") if isinstance(metadata, dict) else None
+    instructions = overrides.get("instructions") if overrides else None
+    if isinstance(purpose, str) and purpose.startswith("idle_") and isinstance(instructions, str):
+        return instructions.rsplit("\n\n", 1)[-1].strip() or None
+    return None
+
+
+def _user_text(item: dict | None) -> str | None:
+    """The text of a user message of text (keypad input, as the gateway words it), if that is `item`."""
+    if item is None or item.get("type") != "message" or item.get("role") != "user":
+        return None
+    texts = [p.get("text") for p in item.get("content") or [] if p.get("type") == "input_text"]
+    return " ".join(t for t in texts if isinstance(t, str)) or None
+
+
 class ClientEventsMixin:
     """EchoSession's handlers for client events, and the turn detection that drives them."""
 
@@ -220,7 +239,10 @@ class ClientEventsMixin:
             )
             return
         last = self.items.get(self.last_item_id) if self.last_item_id else None
-        if last is not None and last.get("type") == "function_call_output":
+        said = _idle_line(overrides) or _user_text(last)
+        if said is not None:  # an idle check-in or goodbye, or keypad input: "spoken" back as its transcript
+            await self.start_response(spoken(said), said[:200], 0.0, audio_format=ULAW_FORMAT)
+        elif last is not None and last.get("type") == "function_call_output":
             output = str(last.get("output", ""))  # the function's output "spoken" back, as its transcript
             await self.start_response(spoken(output), output[:200], 0.0, audio_format=ULAW_FORMAT)
         elif self.last_user_audio:

@@ -12,7 +12,8 @@ Playback follows Plivo's model, on the same sans-I/O queue as Twilio's (:class:`
 ``playAudio`` is queued and played in real time, a ``checkpoint`` is answered with ``playedStream`` once
 the audio queued before it has played, and ``clearAudio`` drops the queued audio and is answered with
 ``clearedAudio``, while the checkpoints still pending are dropped without an answer (the report lists
-them in ``marks_flushed``).
+them in ``marks_flushed``). A ``sendDTMF`` {dtmf} from the gateway (the send_dtmf tool) is recorded in the
+report's ``keys_received``; the caller presses keys with a ``dtmf`` {dtmf: {digit}} event (``send_dtmf``).
 
 The turn logic, the pacing and the report are the Twilio caller's (:class:`SimulatedCaller`), reused
 by subclassing; only what goes over the wire differs.
@@ -160,6 +161,10 @@ class PlivoCaller(SimulatedCaller):
         """Plivo sends no stop: hanging up closes the socket."""
         return None
 
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        """A key the caller pressed: Plivo's `dtmf` event."""
+        return {"event": "dtmf", "streamId": self.stream_sid, "dtmf": {"digit": digit}}
+
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
         """Answer checkpoints whose audio has played; a dropped one is never answered."""
         if flushed:
@@ -214,5 +219,12 @@ class PlivoCaller(SimulatedCaller):
         elif event == "clearAudio":
             await self._clear_arrived(now)
             await self._send({"event": "clearedAudio", "streamId": self.stream_sid})
+        elif event == "sendDTMF":  # keys played into the call: the caller (a phone menu, say) hears them
+            keys = msg.get("dtmf")
+            if not isinstance(keys, str) or not keys or any(k not in "0123456789*#ABCD" for k in keys):
+                self._error(f"sendDTMF without keys in dtmf: {text[:120]!r}")
+                return
+            self.report.keys_received.append(keys)
+            self._event("keys_received", keys=keys)
         else:
             self._event("gateway_event", event=event)

@@ -218,11 +218,10 @@ class TelnyxCaller(SimulatedCaller):
                 except ConnectionError:
                     return
 
-    async def send_dtmf(self, digit: str) -> None:
-        """The caller presses a key: a ``dtmf`` frame."""
-        await self._send({"event": "dtmf", **self._sid_field(), "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                          "dtmf": {"digit": digit}})
-        self._event("dtmf_sent", digit=digit)
+    def _dtmf_message(self, digit: str) -> dict[str, Any]:
+        """A key the caller pressed: Telnyx's ``dtmf`` frame."""
+        return {"event": "dtmf", **self._sid_field(), "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "dtmf": {"digit": digit}}
 
     def _stop_message(self) -> dict[str, Any] | None:
         """Hang up: Telnyx sends ``stop``."""

@@ -222,6 +222,11 @@ class VonageCaller(SimulatedCaller):
         """Vonage sends no stop: hanging up closes the socket."""
         return None
 
+    async def send_dtmf(self, digit: str) -> None:
+        """The caller presses a key: a ``websocket:dtmf`` text frame, the digit at the top level."""
+        await self._send_text({"event": "websocket:dtmf", "digit": digit, "duration": 260})
+        self._event("dtmf_sent", digit=digit)
+
     async def _echo(self, names: list[str], flushed: bool = False) -> None:
         """Answer the notifies whose audio has played; one dropped at a clear is never answered."""
         if flushed:

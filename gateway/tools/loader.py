@@ -13,6 +13,9 @@ holds one is a `Secret`, registered for log redaction, and a credential-like hea
       - label, url, headers, allowed_tools, description
     end_call:              true, or {description, max_wait_s}
     transfer_call:         {description, max_wait_s, destinations: {name: {number | sip, handoff, description}}}
+    send_dtmf:             true, or {description, sensitive}
+    dtmf:                  the caller's keys: {mode: off | digit | collect, template ({digits}), terminator,
+                           pause_s, max_digits, commit_key, sensitive}
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
+from gateway.core import keypad as kp
 from gateway.env import ConfigError, Secret
 from gateway.tools.spec import (
     BUILTINS,
@@ -38,6 +42,7 @@ from gateway.tools.spec import (
     END_CALL,
     END_CALL_DESCRIPTION,
     METHODS,
+    SEND_DTMF,
     TRANSFER_CALL,
     TRANSFER_DESCRIPTION,
     Destination,
@@ -45,6 +50,7 @@ from gateway.tools.spec import (
     Headers,
     HttpTool,
     McpServer,
+    SendDtmfTool,
     ToolsSpec,
     TransferTool,
 )
@@ -57,8 +63,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CREDENTIAL_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
-
-
+_NO_KEY = ("none", "off")  # dtmf.terminator / commit_key: no such key
 
 
 class _Check:
@@ -292,13 +297,70 @@ def _transfer_call(check: _Check, value: Any) -> TransferTool | None:
                         check.number(value, "max_wait_s", TRANSFER_CALL, DEFAULT_MAX_WAIT_S, 1.0, 60.0))
 
 
+def _send_dtmf(check: _Check, value: Any) -> SendDtmfTool | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return SendDtmfTool()
+    if check.mapping(value, SEND_DTMF, ("description", "sensitive")) is None:
+        return None
+    sensitive = value.get("sensitive", False)
+    if not isinstance(sensitive, bool):
+        check.error(f"{SEND_DTMF}.sensitive", f"must be true or false (got {sensitive!r})")
+    return SendDtmfTool(check.text(value, "description", SEND_DTMF) or SendDtmfTool.description, sensitive is True)
+
+
+def _key(check: _Check, entry: dict[str, Any], name: str, default: str | None) -> str | None:
+    """One keypad key (0-9, *, #, A-D), or None for none."""
+    if name not in entry:
+        return default
+    value = entry[name]
+    where = f"dtmf.{name}"
+    if value is None:
+        check.error(where, 'is empty: in YAML quote the key ("#": a bare # starts a comment), or write none')
+        return default
+    if value is False or (isinstance(value, str) and value.lower() in _NO_KEY):
+        return None
+    key = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(key, str) or len(key) != 1 or key not in kp.KEYS:
+        check.error(where, f"must be one key of {' '.join(kp.KEYS)}, or none (got {value!r})")
+        return default
+    return key
+
+
+def _keypad(check: _Check, value: Any) -> kp.Keypad:
+    """The dtmf: section: what the caller's key presses become."""
+    if value is None or value is False:
+        return kp.Keypad()
+    fields = ("mode", "template", "terminator", "pause_s", "max_digits", "commit_key", "sensitive")
+    if check.mapping(value, "dtmf", fields) is None:
+        return kp.Keypad()
+    mode = value.get("mode", kp.DIGIT)
+    if mode not in kp.MODES:
+        check.error("dtmf.mode", f"must be one of {', '.join(kp.MODES)} (got {mode!r})")
+        mode = kp.OFF
+    template = check.text(value, "template", "dtmf")
+    if template is not None and (kp.PLACEHOLDER not in template or len(template) > 300):
+        check.error("dtmf.template", f"must hold {kp.PLACEHOLDER} (where the keys go) and be at most 300 characters")
+    terminator, commit_key = _key(check, value, "terminator", "#"), _key(check, value, "commit_key", None)
+    pause = check.number(value, "pause_s", "dtmf", 3.0, 0.5, 30.0)
+    longest = check.number(value, "max_digits", "dtmf", 32, 1, kp.MAX_DIGITS)
+    if longest != int(longest):
+        check.error("dtmf.max_digits", f"must be a whole number (got {longest:g})")
+    sensitive = value.get("sensitive", False)
+    if not isinstance(sensitive, bool):
+        check.error("dtmf.sensitive", f"must be true or false (got {sensitive!r})")
+    return kp.Keypad(mode, template, terminator, pause, int(longest), commit_key, sensitive is True)
+
+
 def parse_tools(data: Any, environ: Mapping[str, str], *, source: str = "(inline)",
                 dialect: str | None = "ga") -> ToolsSpec:
     """The tools of a parsed file; raises one ConfigError listing every problem."""
     check = _Check(source, environ)
     if data is None:
         data = {}
-    if check.mapping(data, "the file", ("http_tools", "mcp_servers", "end_call", "transfer_call")) is None:
+    sections = ("http_tools", "mcp_servers", "end_call", "transfer_call", "send_dtmf", "dtmf")
+    if check.mapping(data, "the file", sections) is None:
         raise ConfigError.of(check.errors)
     names: set[str] = set()
     labels: set[str] = set()
@@ -316,7 +378,8 @@ def parse_tools(data: Any, environ: Mapping[str, str], *, source: str = "(inline
         check.error("mcp_servers", "MCP servers need the GA Realtime dialect; this upstream speaks beta "
                     "(REALTIME_DIALECT=beta, or Azure's preview route): remove mcp_servers or use the GA route")
     spec = ToolsSpec(tuple(http), tuple(mcp), _end_call(check, data.get("end_call")),
-                     _transfer_call(check, data.get("transfer_call")), source)
+                     _transfer_call(check, data.get("transfer_call")), _send_dtmf(check, data.get("send_dtmf")),
+                     _keypad(check, data.get("dtmf")), source)
     if check.errors:
         raise ConfigError.of(check.errors)
     return spec

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ from jsonschema.validators import validator_for
 from gateway.core.events import RunTool, ToolResult
 from gateway.tools import builtins
 from gateway.tools.http_tool import BadArguments, CallContext, HttpToolClient, error_output
-from gateway.tools.spec import END_CALL, TRANSFER_CALL, ToolsSpec
+from gateway.tools.spec import END_CALL, SEND_DTMF, TRANSFER_CALL, ToolsSpec
 
 log = structlog.get_logger("gateway.tools")
 
@@ -92,14 +92,18 @@ class Toolbox:
 
 class CallTools:
     """One call's tools: `start` answers at once (checks, built-ins) or runs the tool as a task that
-    reports through `on_result`; `cancel` ends them all (the call is over)."""
+    reports through `on_result`; `cancel` ends them all (the call is over). `send_digits` sends keys to the
+    far end through the call's carrier (None: it cannot, and send_dtmf is refused)."""
 
     def __init__(self, box: Toolbox, context: CallContext,
-                 on_result: Callable[[ToolResult], Awaitable[None]], limit: int = MAX_RUNNING_PER_CALL) -> None:
+                 on_result: Callable[[ToolResult], Awaitable[None]], limit: int = MAX_RUNNING_PER_CALL,
+                 send_digits: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.box = box
         self.context = context
         self.on_result = on_result
+        self.send_digits = send_digits
         self._slots = asyncio.Semaphore(limit)
+        self._keys = asyncio.Lock()  # one send_dtmf at a time: the keys go out in the order asked
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, action: RunTool) -> ToolResult | None:
@@ -110,10 +114,30 @@ class CallTools:
         now = self.box.answer_now(action, checked)
         if now is not None:
             return now
-        task = asyncio.create_task(self._run(action, checked), name=f"tool-{action.name}")
+        if action.name == SEND_DTMF:
+            if self.send_digits is None:
+                return ToolResult(action.call_id, error_output(builtins.DTMF_UNAVAILABLE), "refused")
+            coro: Coroutine[Any, Any, None] = self._press(action.call_id, checked["digits"])
+        else:
+            coro = self._run(action, checked)
+        task = asyncio.create_task(coro, name=f"tool-{action.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
+
+    async def _press(self, call_id: str, digits: str) -> None:
+        send = self.send_digits
+        assert send is not None
+        try:
+            async with self._keys:
+                await send(digits)
+            result = builtins.dtmf_sent(call_id, digits)
+        except builtins.DigitsNotSent as exc:
+            result = builtins.dtmf_failed(call_id, str(exc))
+        except Exception:  # a bug, not the carrier's answer: the model still gets one
+            log.exception("tool_failed", tool=SEND_DTMF)
+            result = builtins.dtmf_failed(call_id, "the gateway failed")
+        await self._deliver(result, SEND_DTMF)
 
     async def _run(self, action: RunTool, arguments: dict[str, Any]) -> None:
         try:
@@ -122,10 +146,13 @@ class CallTools:
         except Exception:  # a bug, not the endpoint's fault (those are outcomes): the model still gets an answer
             log.exception("tool_failed", tool=action.name)
             result = ToolResult(action.call_id, error_output("The tool failed."), "failed")
+        await self._deliver(result, action.name)
+
+    async def _deliver(self, result: ToolResult, name: str) -> None:
         try:
             await self.on_result(result)
         except Exception:
-            log.exception("tool_result_not_delivered", tool=action.name)
+            log.exception("tool_result_not_delivered", tool=name)
 
     @property
     def running(self) -> int:

@@ -54,3 +54,27 @@ def test_fixed_frames_need_marks():
     assert Capabilities(marks=True, frame_ms=20).frame_ms == 20
     with pytest.raises(ValueError, match="needs marks"):
         Capabilities(marks=False, frame_ms=20)
+
+
+async def test_which_carriers_send_keys_and_how():
+    """send_dtmf: Plivo on the stream (sendDTMF), Vonage through the Voice API; Twilio, SignalWire and Telnyx
+    cannot without ending the stream: their faces do not encode keys and their call control refuses."""
+    import pytest
+
+    from gateway.carriers.base import DTMF_CALL_CONTROL, DTMF_STREAM, CallControlUnavailable, Capabilities
+    from gateway.core.codec import PCMU
+    from gateway.core.events import SendDigits, StreamStart
+
+    how = {name: carrier.capabilities.send_dtmf for name, carrier in registry.CARRIERS.items()}
+    assert how == {"twilio": "", "signalwire": "", "plivo": DTMF_STREAM, "telnyx": "", "vonage": DTMF_CALL_CONTROL}
+    carriers = registry.build(registry.load_settings(Env({})))
+    start = StreamStart("MZ1", "CA1", None, {}, PCMU)
+    for name in ("twilio", "signalwire", "telnyx"):
+        with pytest.raises(TypeError):
+            carriers[name].stream_face().encode(SendDigits("1"))
+        with pytest.raises(CallControlUnavailable, match="cannot send keys without ending the media stream"):
+            await carriers[name].send_dtmf(start, "1")
+    with pytest.raises(ValueError, match="send_dtmf must be"):
+        Capabilities(send_dtmf="sms")
+    for carrier in carriers.values():
+        await carrier.close()

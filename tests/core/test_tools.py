@@ -330,3 +330,15 @@ def test_replay_never_has_an_output_without_its_call():
     call.conversation.function_output("call_1", "ok")
     assert call.conversation.replay() == (("function_call", "call_1", "x", "{}"),
                                           ("function_call_output", "call_1", "ok"))
+
+
+def test_keys_sent_ask_for_no_response_the_far_end_answers():
+    from gateway.core.events import Listen
+
+    call = ready_call()
+    call.upstream_event(ResponseCreated("r1"), 0)
+    call_tool(call, 10, name="send_dtmf", arguments='{"digits":"1"}')
+    call.upstream_event(ResponseDone("r1", "completed"), 20)
+    out = '{"ok":true,"keys_sent":1}'
+    assert acts(call.tool_result(ToolResult("call_1", out, "ok", Listen()), 100)) == [SendToolOutput("call_1", out)]
+    assert call.departure is None and not call.tools_busy

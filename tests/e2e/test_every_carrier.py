@@ -189,3 +189,23 @@ async def test_malformed_frames_are_counted_under_the_carrier_and_the_call_goes_
     assert len(report.turn_latencies_ms) == 1 and report.closed_by == "caller"
     for k in kinds:
         assert sample("gateway_carrier_protocol_errors_total", labels(carrier, kind=k)) == before[k] + 1, k
+
+
+async def test_the_callers_keys_reach_the_model(echo, carrier: str, dialect: str, tmp_path):
+    """Each carrier's key press, in its own frame, decoded by its face: one message to the model per key."""
+    tools = tmp_path / "tools.yaml"
+    tools.write_text("dtmf: {mode: digit}\n")
+    gateway, runner = await start_gateway(echo, dialect, TOOLS_FILE=str(tools), **CASES[carrier].extra_env)
+    inbound = {"direction": "inbound"}
+    before = sample("gateway_dtmf_keys_total", inbound)
+    try:
+        report = await CASES[carrier].caller(gateway.url).run(CallScript(utterances=[], keys="4#"))
+        await asyncio.wait_for(gateway.state.idle.wait(), 2.0)
+    finally:
+        await runner.cleanup()
+    assert report.errors == [] and report.keys_turn == 0
+    texts = [e["item"]["content"][0]["text"] for e in echo.sessions[0].received
+             if e["type"] == "conversation.item.create"]
+    assert texts == ["The caller pressed 4 on the keypad.", "The caller pressed # on the keypad."]
+    assert report.answer_heard_after_ms[0] is not None  # the echo line read the last one back
+    assert sample("gateway_dtmf_keys_total", inbound) == before + 2

@@ -60,7 +60,7 @@ def _expected() -> list[tuple[str, dict[str, str]]]:
     """Every series initialise_labels must create, spelled out (not read back from the module)."""
     series: list[tuple[str, dict[str, str]]] = []
     outcomes = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                "agent_ended", "transferred")
+                "agent_ended", "transferred", "idle")
     for carrier in registry.CARRIERS:
         series += [("gateway_calls_total", {"carrier": carrier, "provider": "echo", "outcome": o}) for o in outcomes]
     series += [("gateway_webhook_requests_total", {"result": r})
@@ -80,6 +80,8 @@ def _expected() -> list[tuple[str, dict[str, str]]]:
                for r in ("closed", "server_error", "session_expired", "stalled", "recycle")]
     series += [("gateway_realtime_tokens_total", {"kind": k}) for k in TOKEN_KINDS]
     series += [("gateway_transfers_total", {"result": r}) for r in ("transferred", "refused", "failed", "unavailable")]
+    series += [("gateway_dtmf_keys_total", {"direction": d}) for d in ("inbound", "outbound")]
+    series += [("gateway_idle_reprompts_total", {})]
     # No tools file: only the label for names no file declares.
     series += [("gateway_tool_calls_total", {"tool": "unknown", "outcome": o})
                for o in ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout", "too_large", "failed",

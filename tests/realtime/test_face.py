@@ -21,6 +21,7 @@ from gateway.core.events import (
     AudioDelta,
     AudioDone,
     CancelResponse,
+    CommitInput,
     ConfigureSession,
     Greet,
     Inform,
@@ -32,6 +33,7 @@ from gateway.core.events import (
     RestoreConversation,
     Say,
     SendToolOutput,
+    SendUserText,
     SessionCreated,
     SessionUpdated,
     SpeechStarted,
@@ -72,6 +74,7 @@ CLIENT_EVENT_FIELDS = {
 CLIENT_EVENT_REQUIRED = {
     "session.update": {"type", "session"},
     "input_audio_buffer.append": {"type", "audio"},
+    "input_audio_buffer.commit": {"type"},
     "conversation.item.create": {"type", "item"},
     "conversation.item.truncate": {"type", "item_id", "content_index", "audio_end_ms"},
     "response.create": {"type"},
@@ -523,7 +526,8 @@ def every_client_frame(f):
     actions = [AppendAudio(AUDIO), TruncateItem("item_A1", 0, 740), CancelResponse("resp_1"), CancelResponse(None),
                Greet("Hello!"), ConfigureSession(), RestoreConversation(TURNS), RestoreConversation(TOOL_TURNS),
                SendToolOutput("call_1", '{"status":"shipped"}'), RequestResponse(), Say("Connecting you now."),
-               Inform("The transfer did not go through.")]
+               Inform("The transfer did not go through."), SendUserText("The caller pressed 4 on the keypad."),
+               CommitInput(), RequestResponse("Check whether the caller is still there.", "idle_reprompt")]
     for action in actions:
         encoded = f.encode(action)
         yield from (encoded,) if type(encoded) is bytes else encoded
@@ -562,7 +566,7 @@ def test_every_client_event_is_within_the_reference_field_lists(dialect, turn_de
         elif kind == "conversation.item.truncate":
             assert all(type(event[k]) is int for k in ("content_index", "audio_end_ms"))
     assert seen == {"input_audio_buffer.append", "conversation.item.truncate", "response.cancel", "response.create",
-                    "session.update", "conversation.item.create"}
+                    "session.update", "conversation.item.create", "input_audio_buffer.commit"}
 
 
 # --- parse_usage ----------------------------------------------------------------------------------

@@ -155,3 +155,30 @@ async def test_the_offline_gateway_serves_the_demo_order_api() -> None:
         assert (await client.get("/demo/orders/..")).status == 404
     online = create_app(load_settings({"REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}))
     assert not [r for r in online.router.resources() if "demo" in r.canonical]  # only offline
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_a_user_message_of_text_and_an_idle_request_are_spoken_back(make_line: MakeLine, dialect: str) -> None:
+    """What the offline demo shows of keypad input and of the silence handling: the echo line "speaks" a user
+    message of text, and the instructions of an idle response (their last paragraph)."""
+    line = await make_line()
+    async with peer(line, headers=HEADERS[dialect]) as p:
+        await open_session(p, dialect)
+        text = "The caller entered 4711 on the keypad."
+        await p.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        await p.send({"type": "response.create"})
+        said = await p.until("response.done")
+        assert len(audio_of(said, dialect)) == 8 * SPOKEN_MS_PER_CHAR * len(text)
+        assert said[-1]["response"]["output"][0]["content"][0]["transcript"] == text
+
+        check_in = {"instructions": "You are a helpful agent.\n\nAre you still there?",
+                    "metadata": {"purpose": "idle_reprompt"}}
+        await p.send({"type": "response.create", "response": check_in})
+        said = await p.until("response.done")
+        assert said[-1]["response"]["output"][0]["content"][0]["transcript"] == "Are you still there?"
+        # Instructions without an idle purpose (a greeting, a hand-off line) keep the echo line's old answer
+        # (after an answer, with no caller audio yet: the chime).
+        await p.send({"type": "response.create", "response": {"instructions": "Greet the caller."}})
+        said = await p.until("response.done")
+        assert said[-1]["response"]["output"][0]["content"][0]["transcript"] == "<greeting chime>"

@@ -167,6 +167,66 @@ def test_beta_upstream_refuses_mcp_at_start_up(tmp_path):
 
 def test_the_example_file_loads():
     spec = load_tools_file(str(REPO / "deploy" / "tools.example.yaml"), {})
-    assert spec.names() == ("order_status", "end_call", "transfer_call")
+    assert spec.names() == ("order_status", "end_call", "transfer_call", "send_dtmf")
+    assert (spec.keypad.mode, spec.keypad.terminator, spec.keypad.sensitive) == ("collect", "#", False)
     assert spec.http[0].url == "http://127.0.0.1:8080/demo/orders/{order_id}"
     assert spec.transfer_call is not None and [d.name for d in spec.transfer_call.destinations] == ["sales", "support"]
+
+
+# --- the keypad (dtmf:) and send_dtmf ----------------------------------------------------------------
+
+def test_the_keypad_section():
+    spec = parse_tools({"dtmf": {"mode": "collect", "template": "Keys: {digits}", "terminator": "*", "pause_s": 2,
+                                 "max_digits": 16, "commit_key": 0, "sensitive": True}}, {})
+    k = spec.keypad
+    assert (k.mode, k.template, k.terminator, k.pause_s, k.max_digits, k.commit_key, k.sensitive) == (
+        "collect", "Keys: {digits}", "*", 2.0, 16, "0", True)
+    assert not spec and spec.names() == ()  # the keypad is not a tool
+    assert parse_tools({"dtmf": {"terminator": "none"}}, {}).keypad.terminator is None
+    assert parse_tools({}, {}).keypad.mode == "off" and parse_tools({"dtmf": {}}, {}).keypad.mode == "digit"
+
+
+def test_every_keypad_mistake_named_by_its_field():
+    errors = errors_of({"dtmf": {"mode": "always", "template": "no placeholder", "terminator": None,
+                                 "pause_s": 99, "max_digits": 2.5, "commit_key": "12", "sensitive": "yes",
+                                 "colour": "red"}})
+    text = "\n".join(errors)
+    for expected in (
+        "dtmf: unknown field colour",
+        "dtmf.mode: must be one of off, digit, collect (got 'always')",
+        "dtmf.template: must hold {digits}",
+        'dtmf.terminator: is empty: in YAML quote the key ("#": a bare # starts a comment), or write none',
+        "dtmf.pause_s: must be a number from 0.5 to 30",
+        "dtmf.max_digits: must be a whole number",
+        "dtmf.commit_key: must be one key of 0 1 2 3 4 5 6 7 8 9 * # A B C D, or none (got '12')",
+        "dtmf.sensitive: must be true or false",
+    ):
+        assert expected in text, f"{expected!r} not in:\n{text}"
+
+
+def test_a_bare_hash_in_yaml_is_caught(tmp_path):
+    path = tmp_path / "tools.yaml"
+    path.write_text("dtmf:\n  mode: collect\n  terminator: #\n")
+    with pytest.raises(ConfigError, match=r"dtmf\.terminator: is empty"):
+        load_tools_file(str(path), {})
+
+
+def test_send_dtmf():
+    assert parse_tools({"send_dtmf": True}, {}).names() == ("send_dtmf",)
+    spec = parse_tools({"send_dtmf": {"description": "Press keys.", "sensitive": True}}, {})
+    assert spec.send_dtmf is not None and spec.send_dtmf.description == "Press keys."
+    assert spec.sensitive() == frozenset({"send_dtmf"})
+    assert spec.functions(send_dtmf=False) == ()
+    errors = errors_of({"send_dtmf": {"sensitive": 1, "keys": "all"}})
+    assert any("send_dtmf: unknown field keys" in e for e in errors)
+    assert any("send_dtmf.sensitive: must be true or false" in e for e in errors)
+    assert any("send_dtmf is a built-in" in e for e in errors_of({"http_tools": [{**ORDER_TOOL, "name": "send_dtmf"}]}))
+
+
+def test_a_commit_key_without_turn_detection_off_is_a_warning(tmp_path):
+    path = tmp_path / "tools.yaml"
+    path.write_text("dtmf: {commit_key: '#'}\n")
+    settings = load_settings({"TOOLS_FILE": str(path)})
+    assert any("dtmf.commit_key (#) is only used with TURN_DETECTION=none" in w for w in settings.warnings)
+    quiet = load_settings({"TOOLS_FILE": str(path), "TURN_DETECTION": "none"})
+    assert not any("commit_key" in w for w in quiet.warnings)

@@ -10,6 +10,9 @@ with Plivo's V3 signature when the Auth Token is set): the fallback (`<Speak>` +
 the fallback number) and transfers (`<Dial>` a number or a SIP user). Without `PUBLIC_URL` there is no
 URL to give Plivo: `fall_back` and `transfer` raise CallControlUnavailable, the gateway closes the
 stream, and as nothing follows the `<Stream>` in the answer, Plivo ends the call.
+
+Keys to the far end (send_dtmf) travel on the stream itself (`sendDTMF`, encoded by the stream face): no
+credentials needed, and the stream goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.carriers.base import (
+    DTMF_STREAM,
     Answer,
     CallControlUnavailable,
     Capabilities,
@@ -45,7 +49,7 @@ class PlivoCarrier(Carrier):
     """Plivo, for the whole process: one REST client, one stream face per audio stream."""
 
     name = "plivo"
-    capabilities = Capabilities(marks=True, binary_audio=False, codecs=(PCMU,))
+    capabilities = Capabilities(marks=True, binary_audio=False, codecs=(PCMU,), send_dtmf=DTMF_STREAM)
 
     def __init__(self, settings: PlivoSettings) -> None:
         self.settings = settings

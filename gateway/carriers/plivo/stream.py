@@ -8,7 +8,10 @@ Wire format (Plivo's "Audio Streaming Protocol Reference" and its stream-event p
   checkpoint has played; `clearedAudio` {streamId} after a clear. There is no `stop`: the socket
   closes when the call or the stream ends (a `stop`, should one come, is taken as the end).
 - to Plivo: `playAudio` {media: {contentType, sampleRate, payload}}; `checkpoint` {streamId, name};
-  `clearAudio` {streamId}.
+  `clearAudio` {streamId}; `sendDTMF` {dtmf: the keys} plays keys into the call (the send_dtmf tool). The
+  event is in Plivo's list of stream events (PL-P, and Plivo's AsyncAPI as transcribed at
+  events.apis.io/channels/plivo/audiostream); its `dtmf` field is what the clients built on it send
+  (pipecat-style transports, a LiveKit transport): the page read does not spell the payload out.
 
 The media payload is never decoded: the base64 string Plivo sends is the string the upstream gets, and
 back. This is the hot path (about 50 frames a second each way per call): one event or one frame per
@@ -34,6 +37,7 @@ from gateway.core.events import (
     MarkPlayed,
     PlayAudio,
     ProtocolViolation,
+    SendDigits,
     SendMark,
     StreamNoise,
     StreamStart,
@@ -142,7 +146,7 @@ class PlivoStream:
 
     # --- frames to Plivo -----------------------------------------------------------------------
 
-    def encode(self, action: PlayAudio | SendMark | ClearPlayback) -> bytes:
+    def encode(self, action: PlayAudio | SendMark | ClearPlayback | SendDigits) -> bytes:
         """The text frame for a carrier action (Plivo takes audio in JSON text frames only)."""
         if type(action) is PlayAudio:
             return PLAY_PREFIX + orjson.dumps(action.payload) + b"}}"
@@ -150,4 +154,6 @@ class PlivoStream:
             return self._checkpoint_prefix + orjson.dumps(action.name) + b"}"
         if type(action) is ClearPlayback:
             return self._clear
+        if type(action) is SendDigits:
+            return orjson.dumps({"event": "sendDTMF", "dtmf": action.digits})
         raise TypeError(f"not a carrier action: {type(action).__name__}")

@@ -3,6 +3,9 @@
 The markup and the stream are Twilio's (`carriers.twilio.webhook` writes the cXML, the stream face is
 the Twilio one, see `stream`); the signatures, the ids and the REST API are SignalWire's own
 (`webhook`, `rest`).
+
+No send_dtmf, as for Twilio: replacing the cXML to play keys ends the stream, and the `<Stream>` page read
+documents no message that plays keys on a bidirectional stream.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 Each method hands over to the module that knows the wire: `webhook` (TeXML, Ed25519 signatures, ids),
 `stream` (the media stream's frames) and `rest` (updates of live calls). The sources are listed in the
 package's docstring.
+
+No send_dtmf: the media WebSocket takes media, mark and clear only (TX-A); replacing the TeXML to play keys
+ends the `<Connect><Stream>`; Call Control's `send_dtmf` acts on the same call_control_id, but Telnyx advises
+against Call Control commands on a TeXML call ("TeXML and Telnyx Voice API compatibility", support.telnyx.com
+article 8118086): left out until it is confirmed safe.
 """
 
 from __future__ import annotations

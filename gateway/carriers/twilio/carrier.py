@@ -2,6 +2,9 @@
 
 Each method hands over to the module that knows the wire: `webhook` (TwiML and signatures),
 `stream` (the media stream's frames) and `rest` (updates of live calls).
+
+No send_dtmf: a bidirectional Media Stream carries DTMF inbound only, and the one REST way to play keys
+(`<Play digits>`) replaces the call's TwiML, which ends the `<Connect><Stream>` (protocol-reference §4).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Capabilities: audio in binary frames of exactly 20 ms (`frame_ms=20`), marks thr
 `notify` (see `stream`: if Vonage ever left notifies unanswered, the core's playback estimate would fall
 back to the clock, as for a carrier without marks). `codecs` is what the WebSocket carries (L16 at 16 or
 8 kHz); the codec the stream's start names, and so the Realtime session's, is 24 kHz L16 whatever that rate.
+Keys to the far end (send_dtmf) go through the Voice API (`rest.send_dtmf`), which leaves the call's
+WebSocket as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.carriers.base import (
+    DTMF_CALL_CONTROL,
     Answer,
     Capabilities,
     Carrier,
@@ -40,7 +43,7 @@ class VonageCarrier(Carrier):
 
     name = "vonage"
     capabilities = Capabilities(marks=True, binary_audio=True, codecs=(l16(16000), l16(8000)),
-                                frame_ms=20)
+                                frame_ms=20, send_dtmf=DTMF_CALL_CONTROL)
 
     def __init__(self, settings: VonageSettings) -> None:
         self.settings = settings
@@ -112,6 +115,10 @@ class VonageCarrier(Carrier):
         """Connect `target` (E.164 or sip: URI); a ValueError for any other target, before any request."""
         ncco = webhook.connect_ncco(target, start.parameters.get("to"))
         await self.rest.transfer_ncco(start.call_id, ncco, start.parameters.get(webhook.REGION_HEADER))
+
+    async def send_dtmf(self, start: StreamStart, digits: str) -> None:
+        """Play keys into the live call (`PUT /v1/calls/{uuid}/dtmf`): the WebSocket leg stays connected."""
+        await self.rest.send_dtmf(start.call_id, digits, start.parameters.get(webhook.REGION_HEADER))
 
     async def close(self) -> None:
         await self.rest.close()

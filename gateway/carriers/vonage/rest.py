@@ -10,6 +10,10 @@ reference at https://developer.vonage.com/en/api/voice#updateCall; the SDKs' `ha
   (the fallback: a `talk`, or a `connect` to a number; a transfer: a `connect` to a number or SIP URI).
   Any 2xx answer is success; anything else raises VonageRestError with the start of the answer's body.
 
+And `PUT {base}/v1/calls/{uuid}/dtmf` with `{"digits": "..."}` plays keys into the call ("Play DTMF into a
+call", https://developer.vonage.com/en/voice/voice-api/code-snippets/controlling-media/play-dtmf-into-a-call;
+the Node SDK's `voice.playDTMF`): the call, and its WebSocket leg, go on.
+
 Authentication is an application JWT in `Authorization: Bearer`: RS256 with the application's private key,
 claims `application_id`, `iat`, `jti` and `exp` (15 minutes, as the SDKs' `JwtClient` does), a fresh one per
 request ("Authentication", https://developer.vonage.com/en/getting-started/concepts/authentication#json-web-tokens).
@@ -78,10 +82,13 @@ class VonageRest:
         token = application_jwt(self.settings)
         return self.base_url(region_url) + CALL_PATH.format(call=call_uuid), f"Bearer {token}"
 
-    async def update(self, call_uuid: str, body: dict[str, Any], region_url: str | None = None) -> None:
-        """PUT `body` on the live call. Raises CallControlUnavailable before any request, VonageRestError for
-        an error answer, aiohttp.ClientError or TimeoutError."""
+    async def update(self, call_uuid: str, body: dict[str, Any], region_url: str | None = None,
+                     path: str = "") -> None:
+        """PUT `body` on the live call (or on its sub-resource `path`, e.g. /dtmf). Raises
+        CallControlUnavailable before any request, VonageRestError for an error answer, aiohttp.ClientError or
+        TimeoutError."""
         url, authorization = self.endpoint(call_uuid, region_url)
+        url += path
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_s))
         headers = {"Authorization": authorization, "Accept": "application/json"}
@@ -98,6 +105,13 @@ class VonageRest:
         """Move the live call to `ncco` (it leaves the WebSocket, which Vonage then closes)."""
         await self.update(call_uuid, {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}},
                           region_url)
+
+    async def send_dtmf(self, call_uuid: str, digits: str, region_url: str | None = None) -> None:
+        """Play `digits` (0-9, *, #) into the live call. Same errors as `update`; a ValueError for anything
+        else, before any request."""
+        if not digits or any(key not in "0123456789*#" for key in digits):
+            raise ValueError("digits must be 0-9, * or #")
+        await self.update(call_uuid, {"digits": digits}, region_url, path="/dtmf")
 
     async def close(self) -> None:
         """Close the pooled HTTP session, if one was opened."""

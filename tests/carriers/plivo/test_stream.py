@@ -14,6 +14,7 @@ from gateway.core.events import (
     MarkPlayed,
     PlayAudio,
     ProtocolViolation,
+    SendDigits,
     SendMark,
     StreamNoise,
     StreamStart,
@@ -123,5 +124,7 @@ def test_encode_round_trips():
     echo = {"event": "playedStream", "streamId": mark["streamId"], "name": mark["name"]}
     assert face.decode(orjson.dumps(echo)) == MarkPlayed('g2."quoted"')
     assert b" " not in face.encode(PlayAudio("AAAA"))  # compact JSON
+    # Keys played into the call (send_dtmf): Plivo's sendDTMF, on the stream.
+    assert face.encode(SendDigits("12#")) == b'{"event":"sendDTMF","dtmf":"12#"}'
     with pytest.raises(TypeError):
         face.encode(StreamStop())  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Vonage's call control against a loopback fake of the Voice API: PUT /v1/calls/{uuid} with the exact bodies
-hang-up, fallback and transfer send, each authenticated by an application JWT the fake verifies (RS256 with the
-application's public key; application_id, iat, jti, exp)."""
+hang-up, fallback and transfer send, and PUT /v1/calls/{uuid}/dtmf with the keys send_dtmf plays, each
+authenticated by an application JWT the fake verifies (RS256 with the application's public key; application_id,
+iat, jti, exp)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ async def fake(public_pem: str) -> AsyncIterator[FakeVonage]:
     state = FakeVonage(public_pem)
     app = web.Application()
     app.router.add_route("*", "/v1/calls/{call}", state.call)
+    app.router.add_route("*", "/v1/calls/{call}/dtmf", state.call)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -198,3 +200,30 @@ def test_the_application_jwt(private_pem: str, public_pem: str):
     assert claims["application_id"] == APP and claims["iat"] == 1_790_000_000
     assert claims["exp"] == 1_790_000_000 + 15 * 60
     assert application_jwt(settings(None, private_pem)) != application_jwt(settings(None, private_pem))  # jti
+
+
+async def test_send_dtmf_plays_the_keys_into_the_call(fake: FakeVonage, private_pem: str):
+    carrier = VonageCarrier(settings(fake, private_pem))
+    assert carrier.capabilities.send_dtmf == "call_control"
+    try:
+        await carrier.send_dtmf(start(), "1#")
+    finally:
+        await carrier.close()
+    (request,) = fake.requests
+    assert request["method"] == "PUT" and request["path"] == f"/v1/calls/{CALL}/dtmf"
+    assert request["claims"] is not None and request["claims"]["application_id"] == APP
+    assert request["body"] == {"digits": "1#"}
+
+
+async def test_send_dtmf_refuses_what_is_not_a_key_before_any_request(fake: FakeVonage, private_pem: str):
+    rest = VonageRest(settings(fake, private_pem))
+    try:
+        for bad in ("", "12x", "1,2", "p"):
+            with pytest.raises(ValueError, match="digits must be 0-9"):
+                await rest.send_dtmf(CALL, bad)
+        fake.status = 400
+        with pytest.raises(VonageRestError) as info:
+            await rest.send_dtmf(CALL, "5")
+    finally:
+        await rest.close()
+    assert info.value.status == 400 and len(fake.requests) == 1
