@@ -235,22 +235,37 @@ class SimulatedCaller:
         return stream_url
 
     # --------------------------------------------------------------- the stream
-    async def connect(self) -> None:
-        """Webhook, media WebSocket, ``connected`` + ``start``. Raises CallRefused, or aiohttp/OS errors."""
+    async def _answer(self) -> str:
+        """The webhook's answer, or CallRefused when it is not a 200."""
         status, body = await self.webhook()
         if status != 200:
             raise CallRefused(f"webhook answered HTTP {status}")
+        return body
+
+    async def _open_stream(self, headers: dict[str, str] | None = None) -> None:
+        """Open the media WebSocket at the answer's stream URL (as the carrier would reach it)."""
+        assert self.stream_url is not None
+        self._ws = await self._http().ws_connect(
+            self._socket_url(self.stream_url), headers=headers or {}, autoping=True,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+        )
+        self._event("stream_connected", url=self.stream_url)
+
+    def _started(self) -> None:
+        """The start is sent: receive, and echo marks as they play."""
+        self._event("start_sent")
+        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+
+    async def connect(self) -> None:
+        """Webhook, media WebSocket, ``connected`` + ``start``. Raises CallRefused, or aiohttp/OS errors."""
+        body = await self._answer()
         self.stream_url, params = self._parse_twiml(body)
         self.report.stream_parameters = params
         headers = {}
         if self.auth_token and self.dialect.signs_handshake:
             sig = RequestValidator(self.auth_token).compute_signature(self.stream_url, {})
             headers[self.dialect.signature_header] = sig
-        self._ws = await self._http().ws_connect(
-            self._socket_url(self.stream_url), headers=headers, autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-        )
-        self._event("stream_connected", url=self.stream_url)
+        await self._open_stream(headers)
         await self._send({"event": "connected", "protocol": "Call", "version": self.dialect.version}, seq=False)
         self._t0 = asyncio.get_running_loop().time()
         start = {
@@ -259,8 +274,7 @@ class SimulatedCaller:
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
         await self._send({"event": "start", "start": start, **self._sid_field()})
-        self._event("start_sent")
-        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+        self._started()
 
     def _sid_field(self) -> dict[str, str]:
         """The top-level streamSid of start, media and stop, where the carrier sends one."""

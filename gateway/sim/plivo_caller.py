@@ -31,7 +31,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.carriers.plivo.webhook import (
@@ -114,16 +113,10 @@ class PlivoCaller(SimulatedCaller):
     # --------------------------------------------------------------- the stream
     async def connect(self) -> None:
         """Webhook, WebSocket, ``start``. Raises CallRefused, or aiohttp/OS errors."""
-        status, body = await self.webhook()
-        if status != 200:
-            raise CallRefused(f"webhook answered HTTP {status}")
+        body = await self._answer()
         self.stream_url, params = self._parse_twiml(body)
         self.report.stream_parameters = params
-        self._ws = await self._http().ws_connect(
-            self._socket_url(self.stream_url), autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-        )
-        self._event("stream_connected", url=self.stream_url)
+        await self._open_stream()
         self._t0 = asyncio.get_running_loop().time()
         self._epoch_ms = int(time.time() * 1000)
         start = {"callId": self.call_sid, "streamId": self.stream_sid, "accountId": self.account_sid,
@@ -131,8 +124,7 @@ class PlivoCaller(SimulatedCaller):
         extra = self.extra_headers if self._token_override is None else encode_extra_headers(
             self._stream_parameters(params))
         await self._send({"event": "start", "start": start, "extra_headers": extra})
-        self._event("start_sent")
-        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+        self._started()
 
     def _sid_field(self) -> dict[str, str]:
         return {"streamId": self.stream_sid}

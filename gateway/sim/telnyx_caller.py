@@ -37,7 +37,6 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -171,16 +170,10 @@ class TelnyxCaller(SimulatedCaller):
     # --------------------------------------------------------------- the stream
     async def connect(self) -> None:
         """Webhook, WebSocket, ``connected`` + ``start``. Raises CallRefused, or aiohttp/OS errors."""
-        status, body = await self.webhook()
-        if status != 200:
-            raise CallRefused(f"webhook answered HTTP {status}")
+        body = await self._answer()
         self.stream_url, params = self._parse_twiml(body)
         self.report.stream_parameters = params
-        self._ws = await self._http().ws_connect(
-            self._socket_url(self.stream_url), autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-        )
-        self._event("stream_connected", url=self.stream_url)
+        await self._open_stream()
         await self._send({"event": "connected", "version": self.dialect.version}, seq=False)
         self._t0 = asyncio.get_running_loop().time()
         start = {"user_id": self.account_sid, "call_control_id": self.call_sid,
@@ -188,8 +181,7 @@ class TelnyxCaller(SimulatedCaller):
                  "custom_parameters": self._stream_parameters(params),
                  "media_format": {"encoding": self.codec, "sample_rate": 8000, "channels": 1}}
         await self._send({"event": "start", "start": start, **self._sid_field()})
-        self._event("start_sent")
-        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+        self._started()
 
     def _sid_field(self) -> dict[str, str]:
         return {"stream_id": self.stream_sid}

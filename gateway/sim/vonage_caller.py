@@ -157,16 +157,10 @@ class VonageCaller(SimulatedCaller):
     # --------------------------------------------------------------- the stream
     async def connect(self) -> None:
         """Webhook, WebSocket, ``websocket:connected``. Raises CallRefused, or aiohttp/OS errors."""
-        status, body = await self.webhook()
-        if status != 200:
-            raise CallRefused(f"webhook answered HTTP {status}")
+        body = await self._answer()
         self.stream_url, self.headers = self._parse_ncco(body)
         self.report.stream_parameters = {k: str(v) for k, v in self.headers.items()}
-        self._ws = await self._http().ws_connect(
-            self._socket_url(self.stream_url), autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-        )
-        self._event("stream_connected", url=self.stream_url)
+        await self._open_stream()
         headers = self.headers
         forged = getattr(self, "_stream_parameters", None)  # the base class's forge_token(), where it has one
         if forged is not None:
@@ -174,8 +168,7 @@ class VonageCaller(SimulatedCaller):
         connected = {"event": "websocket:connected", "content-type": f"audio/l16;rate={self.rate}", **headers}
         await self._send_text(connected)
         self._t0 = asyncio.get_running_loop().time()
-        self._event("start_sent")
-        self._tasks += [asyncio.create_task(self._receive()), asyncio.create_task(self._echo_marks())]
+        self._started()
 
     def _sid_field(self) -> dict[str, str]:
         return {}
