@@ -75,7 +75,7 @@ def twilio_face() -> TwilioStream:
 
 
 PLIVO_START = {"event": "start", "sequenceNumber": 1, "start": {
-    "callId": CALL_UUID, "streamId": CALL_UUID, "accountId": "MAXXXXXXXXXXXXXXXXXX",
+    "callId": CALL_UUID, "streamId": CALL_UUID, "accountId": "MAZDG3NDBLNTQ2ZWFKMJ",
     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": ""}
 TELNYX_START = {"event": "start", "sequence_number": "1", "stream_id": CALL_UUID, "start": {
     "user_id": CALL_UUID, "call_control_id": "v3:" + "a" * 54, "custom_parameters": {},
