@@ -200,7 +200,13 @@ class SimulatedCaller:
 
     async def _post_webhook(self, url: str, fields: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
         """POST the form, record the answer in the report and the timeline; (status, body)."""
-        async with self._http().post(url, data=fields, headers=headers) as resp:
+        return await self._request_webhook("POST", url, data=fields, headers=headers)
+
+    async def _request_webhook(self, method: str, url: str, *, headers: dict[str, str], data: Any = None,
+                               params: dict[str, str] | None = None) -> tuple[int, str]:
+        """Send the webhook as the carrier does, record the answer in the report and the timeline;
+        (status, body)."""
+        async with self._http().request(method, url, data=data, params=params, headers=headers) as resp:
             body = await resp.text()
             status = resp.status
         self.report.webhook_status, self.report.twiml = status, body

@@ -134,12 +134,7 @@ class TelnyxCaller(SimulatedCaller):
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.private_key, timestamp, body)
         target = url if self.method == "POST" else f"{url}?{query}"
-        async with self._http().request(self.method, target, data=body or None, headers=headers) as resp:
-            text = await resp.text()
-            status = resp.status
-        self.report.webhook_status, self.report.twiml = status, text
-        self._event("webhook_answered", status=status)
-        return status, text
+        return await self._request_webhook(self.method, target, data=body or None, headers=headers)
 
     def _parse_twiml(self, body: str) -> tuple[str, dict[str, str]]:
         """The `<Stream>`'s URL and parameters, with the attributes the gateway relies on checked."""

@@ -118,15 +118,9 @@ class VonageCaller(SimulatedCaller):
             token = signed_webhook_jwt(self.auth_token, body, application_id=self.application_id)
             headers["Authorization"] = f"Bearer {token}"
         if self.method == "GET":
-            request = self._http().get(url, params=fields, headers=headers)
-        else:
-            request = self._http().post(url, data=body, headers={**headers, "Content-Type": "application/json"})
-        async with request as resp:
-            text = await resp.text()
-            status = resp.status
-        self.report.webhook_status, self.report.twiml = status, text
-        self._event("webhook_answered", status=status)
-        return status, text
+            return await self._request_webhook("GET", url, params=fields, headers=headers)
+        return await self._request_webhook("POST", url, data=body,
+                                           headers={**headers, "Content-Type": "application/json"})
 
     def _parse_ncco(self, body: str) -> tuple[str, dict[str, Any]]:
         """The websocket endpoint's URI and headers, with the rate and the shape the gateway relies on checked."""
