@@ -14,13 +14,56 @@ turn detection; with TURN_DETECTION=none the gateway hears no speech until the c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from gateway.core.idle import DEFAULT_GOODBYE, DEFAULT_REPROMPT, IdlePolicy
 from gateway.env import CollectingEnv, ConfigError, Env
 from gateway.tools.spec import ToolsSpec
 
 MAX_INSTRUCTIONS_CHARS = 2000
+DEFAULT_INSTRUCTIONS = ("You are a helpful, friendly voice assistant answering a phone call. "
+                        "Keep answers short and conversational.")
+
+
+@dataclass(frozen=True)
+class StoredPrompt:
+    """GA `session.prompt`: a prompt kept in OpenAI's dashboard, by id (and version; None: the latest)."""
+
+    id: str
+    version: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    mode: Literal["server_vad", "semantic_vad", "none"] = "server_vad"
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    create_response: bool = True
+    interrupt_response: bool = True
+
+
+@dataclass(frozen=True)
+class Agent:
+    instructions: str = DEFAULT_INSTRUCTIONS
+    voice: str = "alloy"
+    greeting: str | None = None
+    turn_detection: TurnDetection = field(default_factory=TurnDetection)
+    transcription_model: str | None = None
+    transcription_language: str | None = None
+    noise_reduction: Literal["near_field", "far_field"] | None = None
+    tools: ToolsSpec = field(default_factory=ToolsSpec)  # TOOLS_FILE
+    idle: IdlePolicy = field(default_factory=IdlePolicy)  # IDLE_* (agent_settings)
+    # An OpenAI stored prompt (GA only) used instead of, or before, the instructions: edited in OpenAI's
+    # dashboard without a deploy. None: the instructions alone.
+    prompt: StoredPrompt | None = None
+    name: str = "default"  # the agent profile's name (AGENTS_FILE), on the call's logs, metrics and summary
+
 
 
 def _seconds(env: CollectingEnv, name: str, value: float) -> float:

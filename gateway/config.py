@@ -21,17 +21,36 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from gateway.agent_settings import check_keypad, read_idle, read_instructions
+from gateway.agent_settings import (
+    DEFAULT_INSTRUCTIONS,
+    Agent,
+    StoredPrompt,
+    TurnDetection,
+    check_keypad,
+    read_idle,
+    read_instructions,
+)
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
-from gateway.core.idle import IdlePolicy
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
 
-__all__ = ["Agent", "ConfigError", "Dialect", "Fallback", "Provider", "Secret", "Settings", "TurnDetection",
-           "Upstream", "load_settings"]
+__all__ = [
+    "DEFAULT_INSTRUCTIONS",
+    "Agent",
+    "ConfigError",
+    "Dialect",
+    "Fallback",
+    "Provider",
+    "Secret",
+    "Settings",
+    "StoredPrompt",
+    "TurnDetection",
+    "Upstream",
+    "load_settings",
+]
 
 Dialect = Literal["ga", "beta"]
 Provider = Literal["openai", "azure", "custom", "echo"]
@@ -39,34 +58,8 @@ UpstreamAuth = Literal["bearer", "api-key", "entra", "none"]
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 AZURE_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
-DEFAULT_INSTRUCTIONS = ("You are a helpful, friendly voice assistant answering a phone call. "
-                        "Keep answers short and conversational.")
 DEFAULT_FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Please try again later."
 GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-
-
-@dataclass(frozen=True)
-class TurnDetection:
-    mode: Literal["server_vad", "semantic_vad", "none"] = "server_vad"
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
-    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
-    create_response: bool = True
-    interrupt_response: bool = True
-
-
-@dataclass(frozen=True)
-class Agent:
-    instructions: str = DEFAULT_INSTRUCTIONS
-    voice: str = "alloy"
-    greeting: str | None = None
-    turn_detection: TurnDetection = field(default_factory=TurnDetection)
-    transcription_model: str | None = None
-    transcription_language: str | None = None
-    noise_reduction: Literal["near_field", "far_field"] | None = None
-    tools: ToolsSpec = field(default_factory=ToolsSpec)  # TOOLS_FILE
-    idle: IdlePolicy = field(default_factory=IdlePolicy)  # IDLE_* (agent_settings)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.agents.profile import AgentBook
 from gateway.carriers.base import Carrier
 from gateway.config import Settings, Upstream
 from gateway.http.stream_tokens import StreamTokens
@@ -41,6 +42,7 @@ class GatewayState:
     reservations: dict[str, float] = field(default_factory=dict)  # call id -> expiry: answered, stream due
     draining: bool = False
     reports: ReportSink = field(default_factory=lambda: ReportSink(None, None))
+    agents: AgentBook | None = None  # the agent profiles (AGENTS_FILE, replaced whole on SIGHUP); None: settings.agent
     echo: Any = None  # the built-in echo line, when running offline
     tools: Any = None  # tools.runner.Toolbox: the tools file's tools and their one HTTP client
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
@@ -50,6 +52,8 @@ class GatewayState:
 
     def __post_init__(self) -> None:
         self.idle.set()
+        if self.agents is None:
+            self.agents = AgentBook.single(self.settings.agent)
 
     def call_started(self, call: LiveCall) -> None:
         self.calls.add(call)
