@@ -24,6 +24,7 @@ from gateway.env import CollectingEnv, ConfigError, Env
 from gateway.tools.spec import ToolsSpec
 
 MAX_INSTRUCTIONS_CHARS = 2000
+GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 DEFAULT_INSTRUCTIONS = ("You are a helpful, friendly voice assistant answering a phone call. "
                         "Keep answers short and conversational.")
 

@@ -23,6 +23,7 @@ from gateway.observability import metrics
 from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
 from gateway.realtime.entra import token_refresher
+from gateway.reload import reload_agents
 from gateway.state import STATE, GatewayState
 from gateway.tools.runner import Toolbox
 
@@ -127,8 +128,11 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app.on_response_prepare.append(_server_header)
-    metrics.initialise_labels(list(settings.carriers), settings.upstream.provider)  # alerts see 0, not nothing
+    agents = settings.agents.names() if settings.agents is not None else [settings.agent.name]
+    metrics.initialise_labels(list(settings.carriers), settings.upstream.provider, agents)  # alerts see 0, not nothing
     metrics.initialise_tool_labels(settings.agent.tools.names())
+    for profile in settings.agents.profiles.values() if settings.agents is not None else ():
+        metrics.initialise_tool_labels(profile.agent.tools.names())
     app[STATE] = GatewayState(
         settings=settings,
         upstream=settings.upstream,
@@ -196,10 +200,23 @@ async def serve(settings: Settings) -> None:
             runners.append(metrics_runner)
             await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
         state = app[STATE]
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_sighup() -> None:  # AGENTS_FILE again, off the event loop; a bad file keeps the old profiles
+            task = asyncio.create_task(reload_agents(state), name="agents-reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info("gateway_listening", url=f"http://{settings.host}:{settings.port}",
                  upstream=state.upstream.describe(), provider=state.upstream.provider,
-                 dialect=state.upstream.dialect, metrics_port=settings.metrics_port or settings.port)
-        await _until_signalled_then_drain(state)
+                 dialect=state.upstream.dialect, metrics_port=settings.metrics_port or settings.port,
+                 agents=state.agents.names() if state.agents is not None else None)
+        try:
+            await _until_signalled_then_drain(state)
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
     finally:
         for r in reversed(runners):
             await r.cleanup()

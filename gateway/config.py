@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from gateway.agent_settings import (
     DEFAULT_INSTRUCTIONS,
+    GA_VOICES,
     Agent,
     StoredPrompt,
     TurnDetection,
@@ -30,6 +31,9 @@ from gateway.agent_settings import (
     read_idle,
     read_instructions,
 )
+from gateway.agents.prices import PriceTable
+from gateway.agents.profile import AgentBook
+from gateway.agents.settings import read_agents
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
@@ -59,7 +63,6 @@ UpstreamAuth = Literal["bearer", "api-key", "entra", "none"]
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 AZURE_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Please try again later."
-GA_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class Settings:
     admin_token: Secret | None = None
     fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
     carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
+    agents: AgentBook | None = None  # AGENTS_FILE's profiles and routes; None: `agent` is the one agent
+    prices: PriceTable = field(default_factory=lambda: PriceTable({}))  # PRICES_FILE: USD per 1M tokens, by model
     echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
@@ -127,7 +132,8 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction (bearer headers also without their scheme)."""
         values = [self.stream_token_secret, self.admin_token, *(v for _, v in self.upstream.headers),
-                  *registry.secrets(self.carriers), *self.agent.tools.secrets()]
+                  *registry.secrets(self.carriers), *self.agent.tools.secrets(),
+                  *(s for p in (self.agents.profiles.values() if self.agents else ()) for s in p.agent.tools.secrets())]
         out = []
         for value in values:
             if isinstance(value, Secret) and value:
@@ -385,6 +391,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     upstream = _upstream(env, provider)
     if script and provider != "echo":
         env.warn("ECHO_TOOL_SCRIPT is set but the upstream is not the offline echo line: it is not used")
+    agent = _agent(env, provider, environ, upstream.dialect if upstream else None)
+    agents, prices = read_agents(env, agent, provider, upstream.dialect if upstream else None, environ,
+                                 upstream.model if upstream else None)
     settings = Settings(
         host=env.str("HOST", "0.0.0.0") or "0.0.0.0",
         port=port or 8080,
@@ -409,7 +418,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
         upstream=upstream,  # type: ignore[arg-type]
         upstream_choice=choice,
-        agent=_agent(env, provider, environ, upstream.dialect if upstream else None),
+        agent=agent,
+        agents=agents,
+        prices=prices,
         stream_token_secret=token_secret or Secret(secrets.token_urlsafe(32)),
         stream_token_secret_generated=token_secret is None,
         stream_token_ttl_s=env.float("STREAM_TOKEN_TTL_S", 60.0, 1.0, 3600.0),

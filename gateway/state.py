@@ -45,6 +45,7 @@ class GatewayState:
     agents: AgentBook | None = None  # the agent profiles (AGENTS_FILE, replaced whole on SIGHUP); None: settings.agent
     echo: Any = None  # the built-in echo line, when running offline
     tools: Any = None  # tools.runner.Toolbox: the tools file's tools and their one HTTP client
+    toolboxes: dict[int, Any] = field(default_factory=dict)  # an agent profile's own tools file -> its Toolbox
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
@@ -53,7 +54,7 @@ class GatewayState:
     def __post_init__(self) -> None:
         self.idle.set()
         if self.agents is None:
-            self.agents = AgentBook.single(self.settings.agent)
+            self.agents = self.settings.agents or AgentBook.single(self.settings.agent)
 
     def call_started(self, call: LiveCall) -> None:
         self.calls.add(call)

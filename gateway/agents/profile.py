@@ -2,9 +2,10 @@
 
 A `Profile` is a named `Agent` (what the Realtime session is configured with) plus what only calls need:
 the model it runs on, the number it calls from, what a voicemail gets, its own call-duration bound. Its
-instructions may hold `{{from}}`, `{{to}}`, `{{now}}` and an outbound call's `{{variables}}`, filled per
-call by `for_call`. The `AgentBook` is what the HTTP layer asks: `route(to)` for an inbound call, `get(name)`
-for an outbound one; it is replaced whole on reload (a live call keeps the profile it started with).
+instructions, greeting and stored-prompt variables may hold `{{from}}`, `{{to}}`, `{{now}}` and an
+outbound call's `{{variables}}`, filled per call by `for_call`. The `AgentBook` is what the HTTP layer
+asks: `route(to)` for an inbound call, `get(name)` for an outbound one; it is replaced whole on reload
+(a live call keeps the profile it started with).
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ class Profile:
                   "now": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="minutes"), **(variables or {})}
         agent = self.agent
         instructions = fill(agent.instructions, values)
+        greeting = fill(agent.greeting, values) if agent.greeting else agent.greeting
         prompt = agent.prompt
         if prompt is not None:
             prompt = replace(prompt, variables={k: fill(v, values) for k, v in prompt.variables.items()})
-        if instructions == agent.instructions and prompt is agent.prompt and agent.name == self.name:
+        if (instructions == agent.instructions and greeting == agent.greeting and prompt == agent.prompt
+                and agent.name == self.name):
             return agent
-        return replace(agent, instructions=instructions, prompt=prompt, name=self.name)
+        return replace(agent, instructions=instructions, greeting=greeting, prompt=prompt, name=self.name)
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:

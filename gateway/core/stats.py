@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKEN_KINDS = ("input_text", "input_audio", "input_cached", "output_text", "output_audio")
+# input_cached: the input tokens served from the cache (text and audio); input_cached_audio: the audio among them
+TOKEN_KINDS = ("input_text", "input_audio", "input_cached", "input_cached_audio", "output_text", "output_audio")
 
 
 @dataclass(slots=True)

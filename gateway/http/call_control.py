@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.agent_settings import Agent
 from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
 from gateway.core.events import SendDigits, StreamStart
@@ -26,6 +27,7 @@ class CallControl:
     call: Call
     ws: web.WebSocketResponse
     start: StreamStart | None
+    agent: Agent
     log: Any
     fallback: str | None
     outcome: str | None
@@ -57,7 +59,7 @@ class CallControl:
 
     async def transfer(self, name: str) -> None:
         """Move the live call to the allow-listed destination `name` through the carrier's call control."""
-        tools, start = self.state.settings.agent.tools, self.start
+        tools, start = self.agent.tools, self.start
         destination = tools.transfer_call.destination(name) if tools.transfer_call is not None else None
         try:
             if destination is None or start is None:

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
+from gateway.agent_settings import Agent
 from gateway.carriers.base import Carrier
 from gateway.core.call import Call
 from gateway.core.events import (
@@ -41,16 +42,18 @@ from gateway.core.events import (
     TransferCall,
     UpstreamEvent,
 )
+from gateway.http.call_agent import choose, toolbox_for
 from gateway.http.call_control import CallControl
-from gateway.http.stream_tokens import TokenRejected
+from gateway.http.stream_tokens import TokenRejected, binding
 from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
 from gateway.http.urls import carrier_of, websocket_url
 from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
+from gateway.realtime.connection import with_model
 from gateway.realtime.face import RealtimeFace
 from gateway.state import STATE, GatewayState
 from gateway.tools.http_tool import CallContext, error_output
-from gateway.tools.runner import CallTools, Toolbox
+from gateway.tools.runner import CallTools
 
 log = structlog.get_logger("gateway.media")
 
@@ -70,15 +73,11 @@ class MediaSession(CallControl):
         self.carrier_transport = carrier_transport  # watched for a carrier that stops reading
         self.face = carrier.stream_face()
         self._audio_opcode = BINARY if carrier.capabilities.binary_audio else TEXT
-        settings = state.settings
-        agent = settings.agent
-        self.call = Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
-                         max_reconnects=settings.max_reconnects, retry_backoff_s=state.upstream.retry_backoff_s,
-                         session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
-                         max_frames_per_second=settings.max_frames_per_second, marks=carrier.capabilities.marks,
-                         whole_frames=carrier.capabilities.frame_ms > 0,
-                         ready_timeout_s=settings.upstream_ready_timeout_s, sensitive_tools=agent.tools.sensitive(),
-                         keypad=agent.tools.keypad, commit_turns=agent.turn_detection.mode == "none", idle=agent.idle)
+        # The call's agent: the environment's until the stream's start names the profile (`choose_agent`).
+        self.profile = state.agents.route(None) if state.agents is not None else None
+        self.agent = state.settings.agent
+        self.upstream = state.upstream
+        self.call = self.new_call(self.agent)
         self.exporter = metrics.CallExporter(self.call.stats)
         self.link: UpstreamLink | None = None  # from the stream's start on
         self.upstream_task: asyncio.Task[None] | None = None
@@ -99,6 +98,27 @@ class MediaSession(CallControl):
 
     def now(self) -> float:
         return self._loop.time() * 1000.0
+
+    def new_call(self, agent: Agent) -> Call:
+        settings, capabilities = self.state.settings, self.carrier.capabilities
+        return Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
+                    max_reconnects=settings.max_reconnects, retry_backoff_s=self.state.upstream.retry_backoff_s,
+                    session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
+                    max_frames_per_second=settings.max_frames_per_second, marks=capabilities.marks,
+                    whole_frames=capabilities.frame_ms > 0, ready_timeout_s=settings.upstream_ready_timeout_s,
+                    sensitive_tools=agent.tools.sensitive(), keypad=agent.tools.keypad,
+                    commit_turns=agent.turn_detection.mode == "none", idle=agent.idle)
+
+    def choose_agent(self, start: StreamStart) -> None:
+        """The call's agent profile and its agent for this call (`call_agent.choose`)."""
+        if self.state.agents is None:
+            return
+        self.profile, agent = choose(self.state.agents, start.parameters, self.log)
+        self.upstream = with_model(self.state.upstream, self.profile.model)
+        if agent is not self.agent:
+            self.agent = agent
+            self.call = self.new_call(agent)
+            self.exporter = metrics.CallExporter(self.call.stats)
 
     # --- the carrier side: this task -------------------------------------------------------------
 
@@ -130,9 +150,10 @@ class MediaSession(CallControl):
                         if actions:  # the end of a goodbye played: hang up
                             await self.perform(actions)
                     elif etype is StreamStart:
-                        start_deadline.reschedule(loop.time() + self.state.settings.max_call_duration_s)
                         if not self.begin(event):
                             break
+                        call = self.call  # the agent's
+                        start_deadline.reschedule(loop.time() + self.max_call_duration_s())
                     elif etype is StreamStop:
                         await self.perform(call.carrier_stop(self.now()))
                         break
@@ -146,7 +167,7 @@ class MediaSession(CallControl):
                 self.log.warning("media_stream_without_start", timeout_s=START_TIMEOUT_S)
                 self.end("rejected", "no start frame")
             else:
-                self.log.warning("call_too_long", max_s=self.state.settings.max_call_duration_s)
+                self.log.warning("call_too_long", max_s=self.max_call_duration_s())
                 self.end("timeout", "maximum call duration reached")
         except Exception:
             self.log.exception("media_session_failed")
@@ -154,43 +175,50 @@ class MediaSession(CallControl):
         finally:
             await self.finish()
 
+    def max_call_duration_s(self) -> float:
+        profile = self.profile
+        bound = profile.max_call_duration_s if profile is not None else None
+        return bound if bound is not None else self.state.settings.max_call_duration_s
+
     def begin(self, start: StreamStart) -> bool:
         """Verify the stream token, then open the upstream. False: the stream is refused."""
         self.start = start
         structlog.contextvars.bind_contextvars(call_sid=start.call_id, stream_sid=start.stream_id,
                                                carrier=self.carrier.name)
         state = self.state
+        # A call the gateway placed carries its outbound id: the token's subject (the carrier names the call
+        # only after the request that carried the token).
+        subject = start.parameters.get("outbound") or start.call_id
         try:
-            state.tokens.verify(start.parameters.get("token"), start.call_id)
+            state.tokens.verify(start.parameters.get("token"), subject, binding(start.parameters))
         except TokenRejected as exc:
             metrics.TOKENS_REJECTED.labels(exc.reason).inc()
             self.log.warning("stream_token_rejected", reason=exc.reason)
             self.end("rejected", f"stream token {exc.reason}")
             return False
         self.token_valid = True
-        if not state.admit(self, start.call_id):
+        if not state.admit(self, subject):
             metrics.TOKENS_REJECTED.labels("over_capacity").inc()
             self.log.warning("call_refused_over_capacity", max_concurrent_calls=state.settings.max_concurrent_calls)
             self.end("rejected", "over capacity (MAX_CONCURRENT_CALLS)")
             return False
+        self.choose_agent(start)
         sends_keys = bool(self.carrier.capabilities.send_dtmf)
         try:
-            face = RealtimeFace(state.upstream.dialect, state.settings.agent, start.codec, send_dtmf=sends_keys)
+            face = RealtimeFace(self.upstream.dialect, self.agent, start.codec, send_dtmf=sends_keys)
         except ValueError as exc:
             self.log.error("codec_unsupported", codec=start.codec.name, sample_rate=start.codec.sample_rate,
                            error=str(exc))
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
         self.call.stream_started(start.codec, self.now())
-        if state.tools is None:
-            state.tools = Toolbox(state.settings.agent.tools)
         context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
                               start.parameters.get("to"))
-        self.tools = CallTools(state.tools, context, self.tool_done,
+        self.tools = CallTools(toolbox_for(state, self.agent), context, self.tool_done,
                                send_digits=self.send_digits if sends_keys else None)
-        self.log.info("call_started", upstream=state.upstream.describe(), dialect=state.upstream.dialect,
-                      codec=start.codec.name)
-        self.link = UpstreamLink(state.upstream, face, self.log, self.upstream_event, self.upstream_change)
+        self.log.info("call_started", upstream=self.upstream.describe(), dialect=self.upstream.dialect,
+                      codec=start.codec.name, agent=self.agent.name)
+        self.link = UpstreamLink(self.upstream, face, self.log, self.upstream_event, self.upstream_change)
         self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
         self.monitor_task = asyncio.create_task(self.monitor(), name=f"monitor-{start.call_id}")
         return True
@@ -358,15 +386,21 @@ class MediaSession(CallControl):
         state = self.state
         if self.start is not None:
             metrics.CALL_DURATION.observe(duration)
-        metrics.CALLS.labels(self.carrier.name, state.upstream.provider, self.outcome).inc()
+        agent = self.agent.name
+        metrics.CALLS.labels(self.carrier.name, state.upstream.provider, self.outcome, agent).inc()
         start = self.start
+        model = self.upstream.model
+        cost = state.settings.prices.cost(model, self.call.stats.tokens) if start is not None else None
+        if cost is not None:
+            metrics.CALL_COST.labels(agent).inc(cost)
         summary = call_summary(
             call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
             carrier=self.carrier.name, provider=state.upstream.provider,
             parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
             carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
-            fallback=self.fallback)
+            fallback=self.fallback, agent=agent,
+            cost=None if cost is None else {"usd": round(cost, 6), "model": model})
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
         state.reports.submit(summary)
 
@@ -375,7 +409,8 @@ class MediaSession(CallControl):
         s = self.call.stats
         start = self.start
         return {"call_sid": start.call_id if start else None, "stream_sid": start.stream_id if start else None,
-                "carrier": self.carrier.name, "started_at": self.started_wall.isoformat(timespec="seconds"),
+                "carrier": self.carrier.name, "agent": self.agent.name,
+                "started_at": self.started_wall.isoformat(timespec="seconds"),
                 "duration_s": round(time.monotonic() - self.started_at, 1), "upstream_ready": self.call.upstream_ready,
                 "turns": s.turns, "barge_ins": s.barge_ins, "turn_latency_ms": percentiles(s.turn_latencies_ms),
                 "heard_latency_ms": percentiles(s.heard_latencies_ms), "tokens": dict(s.tokens),

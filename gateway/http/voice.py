@@ -12,6 +12,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from gateway.carriers.base import WebhookRefused, WebhookRequest
+from gateway.http.stream_tokens import binding
 from gateway.http.urls import carrier_of, public_base_url, websocket_url
 from gateway.observability import metrics
 from gateway.state import STATE
@@ -47,11 +48,15 @@ async def voice_webhook(request: web.Request) -> web.Response:
         answer = carrier.busy(BUSY_MESSAGE)
         return web.Response(text=answer.body, content_type=answer.content_type)
 
-    parameters = {"token": state.tokens.mint(call.call_id)}
+    # The agent is chosen here, by the dialed number, and signed into the token with it: the stream (on
+    # whichever replica) runs the agent the number had when the call was answered.
+    agent = state.agents.route(call.to_number).name if state.agents is not None else "default"
+    parameters = {"token": "", "agent": agent}
     for name, value in (("from", call.from_number), ("to", call.to_number)):
         if value:
             parameters[name] = value[:200]
+    parameters["token"] = state.tokens.mint(call.call_id, binding(parameters))
     answer = carrier.answer(call, websocket_url(state, request, f"/media/{carrier.name}"), parameters)
     metrics.WEBHOOKS.labels("accepted").inc()
-    log_call.info("call_answered", direction=call.direction)
+    log_call.info("call_answered", direction=call.direction, agent=agent)
     return web.Response(text=answer.body, content_type=answer.content_type)

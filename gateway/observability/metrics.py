@@ -49,8 +49,14 @@ CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provid
                 "(completed: the caller hung up; rejected, upstream_error, carrier_error, timeout, drained; "
                 "abandoned: the caller hung up before the upstream session was ever ready; agent_ended: the agent "
                 "hung up with end_call; transferred: moved to a person with transfer_call; idle: hung up after "
-                "IDLE_HANGUP_S of silence).",
-                ["carrier", "provider", "outcome"], registry=REGISTRY)
+                "IDLE_HANGUP_S of silence), and agent (the agent profile that answered: AGENTS_FILE's names, or "
+                "default).",
+                ["carrier", "provider", "outcome", "agent"], registry=REGISTRY)
+CALL_COST = Counter("gateway_call_cost_usd_total", "What ended calls cost in Realtime tokens, in USD, by agent profile "
+                    "(the tokens of each call priced by PRICES_FILE for the call's model; calls on a model without a "
+                    "price add nothing).", ["agent"], registry=REGISTRY)
+AGENT_RELOADS = Counter("gateway_agents_reloads_total", "Reloads of AGENTS_FILE on SIGHUP, by result (reloaded; "
+                        "refused: the file was invalid and the old profiles stayed).", ["result"], registry=REGISTRY)
 CALL_DURATION = Histogram("gateway_call_duration_seconds", "Media stream duration of ended calls.",
                           buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY)
 WEBHOOKS = Counter("gateway_webhook_requests_total", "Voice webhook requests by result "
@@ -126,16 +132,21 @@ LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop 
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
 
-def initialise_labels(carriers: Iterable[str], provider: str) -> None:
+def initialise_labels(carriers: Iterable[str], provider: str, agents: Iterable[str] = ("default",)) -> None:
     """Create every known label value of the labelled counters at 0 (idempotent).
 
     A labelled series appears only when it is first touched: without this, alerts on error counters see
     no series until the first error, and `rate()` misses the increment that creates a series.
     """
-    carriers = tuple(carriers)
+    carriers, agents = tuple(carriers), tuple(agents)
     for carrier in carriers:
         for outcome in CALL_OUTCOMES:
-            CALLS.labels(carrier, provider, outcome)
+            for agent in agents:
+                CALLS.labels(carrier, provider, outcome, agent)
+    for agent in agents:
+        CALL_COST.labels(agent)
+    for result in ("reloaded", "refused"):
+        AGENT_RELOADS.labels(result)
     for result in WEBHOOK_RESULTS:
         WEBHOOKS.labels(result)
     for reason in TOKEN_REJECT_REASONS:

@@ -79,6 +79,8 @@ def call_summary(
     carrier_errors: int,
     mask_numbers: bool,
     fallback: str | None = None,
+    agent: str = "default",
+    cost: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
@@ -88,6 +90,7 @@ def call_summary(
         "stream_sid": stream_sid,
         "carrier": carrier,
         "provider": provider,
+        "agent": agent,
         "from": caller,
         "to": callee,
         "started_at": started_at.isoformat(timespec="milliseconds"),
@@ -103,6 +106,7 @@ def call_summary(
         "truncations": [{"item_id": i, "heard_ms": e, "received_ms": round(s)} for i, e, s in stats.truncations],
         "truncates_rejected": stats.truncates_rejected,
         "tokens": dict(stats.tokens),
+        "cost": cost,  # {usd, model}: the tokens priced by PRICES_FILE; None without a price for the model
         "responses": dict(stats.responses),
         "upstream_errors": list(stats.upstream_errors),
         "carrier_errors": carrier_errors,

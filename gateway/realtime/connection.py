@@ -7,8 +7,9 @@ time from the process's token provider (`realtime/entra.py`), which keeps it fre
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -39,6 +40,20 @@ _AUTH_HINTS = {
               403: "the identity needs the Cognitive Services OpenAI User role on the resource"},
 }
 _KEY_HINTS = {401: "check the API key", 403: "the key may lack access to this model"}
+
+
+def with_model(upstream: Upstream, model: str | None) -> Upstream:
+    """The upstream for an agent running on `model` (None or the same: `upstream` itself). The model is the
+    URL's `model` query parameter (OpenAI, Azure's GA route, most compatible servers) or, on Azure's
+    preview route, its `deployment`."""
+    if not model or model == upstream.model:
+        return upstream
+    parts = urlsplit(upstream.url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    key = "deployment" if any(name == "deployment" for name, _ in query) else "model"
+    query = [(name, value) for name, value in query if name != key] + [(key, model)]
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return dataclasses.replace(upstream, url=url, model=model)
 
 
 async def open_realtime(upstream: Upstream) -> ClientConnection:

@@ -57,8 +57,7 @@ def cancel(response_id: str | None) -> bytes:
 
 
 def greet(text: str) -> bytes:
-    return orjson.dumps({"type": "response.create", "response": {
-        "instructions": f"Greet the caller by saying exactly this, then wait for them: {text}"}})
+    return respond(f"Greet the caller by saying exactly this, then wait for them: {text}", "greeting")
 
 
 def say(text: str) -> bytes:
@@ -168,6 +167,12 @@ def ga_session(agent: Agent, codec: Codec = PCMU, *, send_dtmf: bool = False) ->
         "instructions": agent.instructions,
         "audio": {"input": audio_in, "output": {"format": fmt, "voice": agent.voice}},
     }
+    prompt = agent.prompt
+    if prompt is not None:  # a stored prompt: its instructions apply unless the agent adds its own
+        session["prompt"] = {"id": prompt.id, **({"version": prompt.version} if prompt.version else {}),
+                             **({"variables": dict(prompt.variables)} if prompt.variables else {})}
+        if not agent.instructions:
+            del session["instructions"]
     functions = tools("ga", agent.tools, send_dtmf=send_dtmf) if agent.tools else []
     if functions:
         session["tools"], session["tool_choice"] = functions, "auto"

@@ -74,8 +74,10 @@ def parse_usage(usage: Any) -> dict[str, int] | None:
     if type(usage) is not dict:
         return None
     inp, out = _obj(usage.get("input_token_details")), _obj(usage.get("output_token_details"))
+    cached = _obj(inp.get("cached_tokens_details"))
     pairs = (("input_text", inp.get("text_tokens")), ("input_audio", inp.get("audio_tokens")),
-             ("input_cached", inp.get("cached_tokens")), ("output_text", out.get("text_tokens")),
+             ("input_cached", inp.get("cached_tokens")), ("input_cached_audio", cached.get("audio_tokens")),
+             ("output_text", out.get("text_tokens")),
              ("output_audio", out.get("audio_tokens")))
     return {kind: value for kind, value in pairs if type(value) is int and value > 0}
 

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "$VONAGE_SIGNATURE_SECRET or $TELNYX_SIM_PRIVATE_KEY by --carrier; unsigned when empty)")
     parser.add_argument("--new-telnyx-key", action="store_true",
                         help="print a new Ed25519 key pair for signing simulated Telnyx webhooks and exit")
+    parser.add_argument("--listen-first", type=float, metavar="MS", default=300.0,
+                        help="silence before the first utterance, ms (default 300): e.g. 6000 to hear a greeting out")
     parser.add_argument("--from", dest="from_", default="+15005550006", help="caller number (From)")
     parser.add_argument("--to", default="+15005550001", help="called number (To)")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on the call, s (default 60)")
@@ -105,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         utterance = speech_like(DEFAULT_UTTERANCE_MS)
     script = CallScript(utterances=[utterance] * args.turns, barge_in_after_ms=args.barge_in_after,
-                        max_call_ms=args.timeout * 1000.0, keys=keys, hangup_after_idle_ms=hangup_after)
+                        max_call_ms=args.timeout * 1000.0, keys=keys, hangup_after_idle_ms=hangup_after,
+                        lead_silence_ms=max(0.0, getattr(args, "listen_first", 300.0)))
     carrier = getattr(args, "carrier", "twilio")
     token = args.auth_token if args.auth_token is not None else os.environ.get(SIGNING_SECRET[carrier])
     caller: SimulatedCaller

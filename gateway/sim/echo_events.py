@@ -17,12 +17,16 @@ from gateway.tools.script import ScriptedTurn
 
 def _idle_line(overrides: dict | None) -> str | None:
     """A response the gateway asks for on a silent line (metadata purpose idle_*): the echo line says what it
-    was asked to, the last paragraph of the instructions (the gateway puts the agent's own before it)."""
+    was asked to, the last paragraph of the instructions (the gateway puts the agent's own before it). The
+    agent's greeting (purpose greeting): the line after the instructions' colon, so that two agents'
+    greetings sound different (a tone as long as the text)."""
     metadata = overrides.get("metadata") if overrides else None
     purpose = metadata.get("purpose") if isinstance(metadata, dict) else None
     instructions = overrides.get("instructions") if overrides else None
     if isinstance(purpose, str) and purpose.startswith("idle_") and isinstance(instructions, str):
         return instructions.rsplit("\n\n", 1)[-1].strip() or None
+    if purpose == "greeting" and isinstance(instructions, str) and ": " in instructions:
+        return instructions.split(": ", 1)[1].strip() or None
     return None
 
 

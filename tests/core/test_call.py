@@ -318,7 +318,8 @@ def test_response_done_counts_statuses_and_tokens_by_kind():
         Note("response_failed", "warning", {"details": details}),)
     call.upstream_event(ResponseDone("r3", "cancelled", None), 400)
     assert call.stats.responses == {"completed": 1, "failed": 1, "cancelled": 1}
-    assert call.stats.tokens == {"input_text": 10, "input_audio": 200, "input_cached": 64, "output_text": 5,
+    assert call.stats.tokens == {"input_text": 10, "input_audio": 200, "input_cached": 64, "input_cached_audio": 0,
+                                 "output_text": 5,
                                  "output_audio": 340}
 
 

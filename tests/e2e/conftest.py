@@ -77,4 +77,7 @@ async def signed_gateway(echo: EchoLine, dialect: str) -> AsyncIterator[Gateway]
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return metrics.REGISTRY.get_sample_value(name, labels or {}) or 0.0
+    """The sum of the samples of `name` whose labels include `labels` (a label not named is summed over)."""
+    wanted = (labels or {}).items()
+    return sum(s.value for metric in metrics.REGISTRY.collect() for s in metric.samples
+               if s.name == name and wanted <= s.labels.items())

@@ -13,10 +13,10 @@ from ..e2e.conftest import start_gateway
 LIMIT = 5
 
 
-def start_frame(call_sid: str, token: str) -> str:
+def start_frame(call_sid: str, token: str, agent: str = "default") -> str:
     return orjson.dumps({"event": "start", "streamSid": "MZ" + call_sid[2:], "start": {
         "streamSid": "MZ" + call_sid[2:], "callSid": call_sid, "accountSid": "AC" + "1" * 32,
-        "customParameters": {"token": token},
+        "customParameters": {"token": token, "agent": agent},
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}).decode()
 
 
@@ -50,7 +50,7 @@ async def test_a_burst_of_calls_gets_exactly_the_limit_and_the_streams_are_check
             # A valid token minted without a reservation (as another replica would): over the limit, refused.
             extra = "CA" + "e" * 32
             async with http.ws_connect(ws_url) as ws:
-                await ws.send_str(start_frame(extra, gw.state.tokens.mint(extra)))
+                await ws.send_str(start_frame(extra, gw.state.tokens.mint(extra, "agent=default")))
                 assert (await ws.receive()).type is aiohttp.WSMsgType.CLOSE
                 assert ws.close_code == 1008
             assert len(echo.sessions) == LIMIT  # no upstream session was opened for it

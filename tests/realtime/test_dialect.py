@@ -116,3 +116,16 @@ def test_a_codec_the_api_cannot_take_is_refused(name, codec):
         dialect.audio_format(name, codec)
     with pytest.raises(ValueError, match=message):
         dialect.session_update(name, agent(), codec)
+
+
+def test_a_stored_prompt_goes_in_the_ga_session_and_replaces_empty_instructions():
+    from gateway.agent_settings import Agent, StoredPrompt
+
+    prompted = Agent(instructions="", prompt=StoredPrompt("pmpt_1", "3", {"company": "Acme"}))
+    session = orjson.loads(dialect.session_update("ga", prompted))["session"]
+    assert session["prompt"] == {"id": "pmpt_1", "version": "3", "variables": {"company": "Acme"}}
+    assert "instructions" not in session  # the stored prompt's own apply
+    both = Agent(instructions="Be brief.", prompt=StoredPrompt("pmpt_1"))
+    session = orjson.loads(dialect.session_update("ga", both))["session"]
+    assert session["prompt"] == {"id": "pmpt_1"} and session["instructions"] == "Be brief."
+    assert "prompt" not in orjson.loads(dialect.session_update("ga", Agent()))["session"]

@@ -131,7 +131,8 @@ GA_USAGE = {
                             "cached_tokens_details": {"text_tokens": 512, "audio_tokens": 256, "image_tokens": 0}},
     "output_token_details": {"text_tokens": 40, "audio_tokens": 180},
 }
-GA_USAGE_BY_KIND = {"input_text": 590, "input_audio": 500, "input_cached": 768, "output_text": 40,
+GA_USAGE_BY_KIND = {"input_text": 590, "input_audio": 500, "input_cached": 768, "input_cached_audio": 256,
+                    "output_text": 40,
                     "output_audio": 180}
 FAILED_DETAILS = {"type": "failed", "error": {"type": "server_error", "code": "internal_error"}}
 
@@ -453,8 +454,9 @@ def test_greet_is_a_response_create_with_instructions(any_face):
     text = 'Hello, thanks for calling "Chez Nous". How can I help?'
     event = orjson.loads(any_face.encode(Greet(text)))
     assert event["type"] == "response.create"
-    assert set(event["response"]) == {"instructions"}
+    assert set(event["response"]) == {"instructions", "metadata"}
     assert event["response"]["instructions"].endswith(text)
+    assert event["response"]["metadata"] == {"purpose": "greeting"}
 
 
 @pytest.mark.parametrize(("dialect", "codec", "expected"), [
@@ -590,8 +592,9 @@ def test_full_ga_usage_by_kind():
     ({"input_token_details": {"text_tokens": 119, "audio_tokens": 8}}, {"input_text": 119, "input_audio": 8}),
     ({"input_token_details": None, "output_token_details": {"text_tokens": 3}}, {"output_text": 3}),
     ({"input_token_details": [1, 2], "output_token_details": "many"}, {}),
-    # cached_tokens_details is a breakdown of cached_tokens: not counted again
-    ({"input_token_details": {"cached_tokens_details": {"text_tokens": 128, "audio_tokens": 256}}}, {}),
+    # cached_tokens_details is a breakdown of cached_tokens: only its audio part is kept (priced apart)
+    ({"input_token_details": {"cached_tokens_details": {"text_tokens": 128, "audio_tokens": 256}}},
+     {"input_cached_audio": 256}),
 ])
 def test_partial_usage(usage, expected):
     assert parse_usage(usage) == expected
