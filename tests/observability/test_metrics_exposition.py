@@ -60,7 +60,7 @@ def _expected() -> list[tuple[str, dict[str, str]]]:
     """Every series initialise_labels must create, spelled out (not read back from the module)."""
     series: list[tuple[str, dict[str, str]]] = []
     outcomes = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                "agent_ended", "transferred", "idle")
+                "agent_ended", "transferred", "idle", "voicemail")
     for carrier in registry.CARRIERS:
         series += [("gateway_calls_total", {"carrier": carrier, "provider": "echo", "outcome": o}) for o in outcomes]
     series += [("gateway_webhook_requests_total", {"result": r})
