@@ -5,7 +5,7 @@ The media handler feeds it carrier events (audio, marks, dtmf, stop, violations)
 life (opened, closed, failed) and a housekeeping tick; it performs the actions returned, in order.
 The session's lifecycle (losing, replacing and renewing it, the stall watch) is in `SessionKeeping`;
 function calls and the built-ins that end or move the call are in `ToolKeeping`; key presses in
-`KeypadKeeping`; the silence timeouts in `IdleKeeping`.
+`KeypadKeeping`; the silence timeouts in `IdleKeeping`; who answered an outbound call in `AnsweringKeeping`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from gateway.core.answering import AnsweringKeeping
 from gateway.core.codec import PCMU, Codec, b64_size
 from gateway.core.conversation import ConversationLog
 from gateway.core.events import (
@@ -61,7 +62,7 @@ from gateway.core.watch import FrameRate
 LOGGED_VIOLATIONS = 5  # carrier protocol violations logged per call; the rest are only counted
 
 
-class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
+class Call(AnsweringKeeping, KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
     """The decisions of one call. `now` is always milliseconds on a monotonic clock."""
 
     def __init__(
@@ -114,6 +115,7 @@ class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
         self._init_tools(sensitive_tools)
         self._init_keypad(keypad, commit_turns)
         self._init_idle(idle)
+        self._init_answering()
 
     def set_codec(self, codec: Codec) -> None:
         """The stream's codec, once its start message names it (before any audio)."""
@@ -133,6 +135,9 @@ class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
                 return (Note("carrier_rate_limited", "warning", {
                     "max_frames_per_second": self.max_frames_per_second,
                     "note": "audio over the limit is dropped and counted; logged once per call"}),)
+            return NOTHING
+        if self.input_held:  # who answered is not known yet (or a machine did): the model does not hear it
+            self.stats.frames_amd_held += 1
             return NOTHING
         ms = b64_size(payload) / self.bytes_per_ms
         self._inbound_ms += ms
@@ -341,12 +346,14 @@ class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
                     Hangup("upstream_error", f"fatal upstream error: {event.code or event.error_type}", fallback=True))
         return (Note("upstream_error", "info" if severity == BENIGN else "warning", fields),)
 
-    # --- housekeeping, with the departure's, the keypad's and the silence's clocks -----------------
+    # --- housekeeping, with the answer's, the departure's, the keypad's and the silence's clocks -------
 
     def tick(self, now: float, *, carrier_backed_up: bool, upstream_backed_up: bool) -> tuple[Action, ...]:
         actions = super().tick(now, carrier_backed_up=carrier_backed_up, upstream_backed_up=upstream_backed_up)
         if actions or self.ended:
             return actions
+        if self.answer_pending:
+            return tuple(self._answer_due(now))  # nothing else runs until the callee is known
         if self.departure is not None:
             return tuple(self._departure_step(now))  # without marks the clock says when the goodbye played
         return (*self._keypad_due(now), *self._idle_step(now))
@@ -355,7 +362,8 @@ class Call(KeypadKeeping, IdleKeeping, ToolKeeping, SessionKeeping):
         interval = super().tick_interval_s(now)
         if now is None:
             return interval
-        for waiting in (self.departure_tick_s(now), self.keypad_tick_s(now), self.idle_tick_s(now)):
+        for waiting in (self.answer_tick_s(now), self.departure_tick_s(now), self.keypad_tick_s(now),
+                        self.idle_tick_s(now)):
             if waiting is not None:
                 interval = min(interval, waiting)
         return interval

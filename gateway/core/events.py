@@ -406,12 +406,25 @@ class Abort:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaveMessage:
+    """End the call by having the carrier say `text` on the live call and hang up (its own text-to-speech,
+    through its call control: a machine answered and the agent's voicemail is a fixed text); the stream is
+    closed afterwards. Without that call control, the call is hung up."""
+
+    side: ClassVar[str] = CONTROL
+    text: str
+    outcome: str  # voicemail
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     """End the call: close the carrier socket (and so the upstream session). With `fallback`, first
     hand the live call to the fallback (an apology, or a transfer) through the carrier's call control."""
 
     side: ClassVar[str] = CONTROL
-    outcome: str  # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained, agent_ended, idle
+    # bounded: completed, rejected, upstream_error, carrier_error, timeout, drained, agent_ended, idle, voicemail
+    outcome: str
     reason: str
     fallback: bool = False
     carrier_hangup: bool = False  # end the live call through the carrier's call control, then close
@@ -430,5 +443,5 @@ class Note:
 Action = (
     PlayAudio | SendMark | ClearPlayback | SendDigits | AppendAudio | ConfigureSession | Greet | CancelResponse
     | TruncateItem | RestoreConversation | SendToolOutput | RequestResponse | SendUserText | CommitInput | Say
-    | Inform | RunTool | TransferCall | Reconnect | Abort | Hangup | Note
+    | Inform | RunTool | TransferCall | Reconnect | Abort | LeaveMessage | Hangup | Note
 )

@@ -9,9 +9,10 @@ ends it, once the goodbye has been heard, `goodbye_max_wait_s` at most (`ToolKee
 idle). Silence is counted from the later of the caller's last sign of life (speech started or stopped, a
 key, the session opening) and the end of the agent's last answer; anything going on suspends the count: the
 caller speaking or keying in an entry, a response going or asked for, audio playing, a tool running or its
-output waiting, a departure, no session. The check-in suspends it too without starting it again: after it
-has played the caller has `hangup_s - reprompt_s` of silence left to answer it. The caller speaking or
-pressing a key during the idle goodbye calls the hang-up off.
+output waiting, a departure, no session, an outbound call's answer not known yet (`AnsweringKeeping`). The
+check-in suspends it too without starting it again: after it has played the caller has
+`hangup_s - reprompt_s` of silence left to answer it. The caller speaking or pressing a key during the idle
+goodbye calls the hang-up off.
 
 GA `server_vad` has `idle_timeout_ms` (the server sends `input_audio_buffer.timeout_triggered` and answers
 by itself). The gateway does not use it, in any session: its timer starts at `response.done` plus the
@@ -71,6 +72,7 @@ class IdleKeeping:
     _awaiting_since: float
     _keys: list[str]
     _quiet_since: float | None  # set when a session opens (SessionKeeping)
+    answer_pending: bool  # who answered is not known yet (AnsweringKeeping)
 
     def _init_idle(self, policy: IdlePolicy) -> None:
         self.idle = policy
@@ -99,7 +101,8 @@ class IdleKeeping:
 
     def _idle_busy(self, now: float) -> bool:
         """Something is going on: no silence is counted."""
-        return (self.ended or not self.upstream_ready or self._caller_speaking or self.active_response_id is not None
+        return (self.ended or not self.upstream_ready or self.answer_pending or self._caller_speaking
+                or self.active_response_id is not None
                 or (self._awaiting_response and now - self._awaiting_since < RESPONSE_GRACE_MS)
                 or self.tools_busy or bool(self._keys)
                 or (self._turn_ended_at is not None and now - self._turn_ended_at < RESPONSE_GRACE_MS)

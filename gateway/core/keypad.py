@@ -79,6 +79,7 @@ class KeypadKeeping:
     _first_mark: tuple[str, float] | None
     _after_tools: Callable[[float], list[Action]]
     _idle_caller: Callable[[float], list[Action]]
+    input_held: bool  # AnsweringKeeping
 
     def _init_keypad(self, keypad: Keypad, commit_turns: bool) -> None:
         self.keypad = keypad
@@ -92,6 +93,8 @@ class KeypadKeeping:
 
     def carrier_dtmf(self, digit: str, now: float) -> tuple[Action, ...]:
         """A key press (a face may hand over several keys in one string: each is a press)."""
+        if self.input_held:  # who answered is not known yet, or a machine did (AnsweringKeeping)
+            return (Note("dtmf_ignored", fields={"reason": "answer not known yet or a machine", "keys": len(digit)}),)
         actions = self._idle_caller(now)
         for key in digit:
             if key not in KEYS:

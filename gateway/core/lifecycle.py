@@ -21,7 +21,6 @@ from gateway.core.events import (
     AppendAudio,
     ClearPlayback,
     ConfigureSession,
-    Greet,
     Hangup,
     Note,
     Reconnect,
@@ -45,7 +44,6 @@ class SessionKeeping:
     playback: PlaybackTracker
     stats: CallStats
     conversation: ConversationLog
-    greeting: str | None
     active_response_id: str | None
     _buffered: deque[str]
     _buffered_ms: float
@@ -62,6 +60,7 @@ class SessionKeeping:
     _awaiting_response: bool  # a response was asked for and has not started (ToolKeeping)
     _awaiting_since: float
     _after_tools: Callable[[float], list[Action]]
+    _opening_words: Callable[[float], list[Action]]  # what the agent says first (AnsweringKeeping)
 
     def __init__(self, *, max_reconnects: int, retry_backoff_s: float, session_max_s: float,
                  stall_timeout_s: float, ready_timeout_s: float = 0.0) -> None:
@@ -88,9 +87,7 @@ class SessionKeeping:
         # Audio dropped from the pre-connect buffer never reaches this session's input timeline.
         self._input_base_ms = self._inbound_ms - self._buffered_ms
         actions: list[Action] = [ConfigureSession()]
-        if self.greeting:
-            actions.append(Greet(self.greeting))
-            self._awaiting_response, self._awaiting_since = True, now  # what waits for a response waits for it
+        actions.extend(self._opening_words(now))  # the greeting (AnsweringKeeping: held while the answer is unknown)
         actions.extend(self._flush_buffered())
         actions.extend(self._after_tools(now))  # keys pressed before the session opened
         return tuple(actions)
@@ -100,8 +97,8 @@ class SessionKeeping:
         self.upstream_ready = True
         self.session_opened_at = self._quiet_since = now
         self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
-        return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._flush_buffered(),
-                *self._after_tools(now))  # a tool that finished meanwhile is in the replay: answer it
+        return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._opening_words(now),
+                *self._flush_buffered(), *self._after_tools(now))  # a tool that finished meanwhile: answer it
 
     def session_answered(self, now: float) -> None:
         """The first session said it exists (session.created / session.updated): the agent is on the line."""

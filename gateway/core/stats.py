@@ -44,6 +44,10 @@ class CallStats:
     idle_reprompts: int = 0  # the model asked to check in on a silent caller
     upstream_ready_ms: float | None = None  # from the stream's start to the first session answering
     upstream_not_ready: bool = False  # the ready deadline passed first
+    # answering-machine detection (outbound calls): human, machine, unknown, or timeout (taken for a person)
+    answered_by: str | None = None
+    answer_wait_ms: float | None = None  # from the stream's start to the result
+    frames_amd_held: int = 0  # callee audio not passed upstream while the answer was unknown (or a machine's)
 
     def count_response(self, status: str, usage: dict[str, int] | None) -> None:
         """A response ended; `usage` is tokens by kind (TOKEN_KINDS), as the Realtime face parsed it."""

@@ -16,8 +16,9 @@ around or after the function call within it), and the playback tracker says noth
 for after end_call: the goodbye is what the model says in that response. An accepted transfer does the
 same, speaks its hand-off line first when it has one (played and heard too), then asks for the
 transfer (`TransferCall`). Either waits `max_wait_s` at most, then goes ahead. An idle hang-up (`IdleKeeping`)
-leaves the same way, after the goodbye it asked for. An accepted send_dtmf (`Listen`) asks for no response:
-the keys go to a phone menu, whose answer is the next turn.
+leaves the same way, after the goodbye it asked for, and so does a voicemail message left by the model
+(`AnsweringKeeping`). An accepted send_dtmf (`Listen`) asks for no response: the keys go to a phone menu,
+whose answer is the next turn.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class _Running:
 
 @dataclass(slots=True)
 class Departure:
-    """The call is to end (kind "end": end_call; "idle": the silence timeout) or move (kind "transfer") once the
-    agent's words have been heard."""
+    """The call is to end (kind "end": end_call; "idle": the silence timeout; "voicemail": a message left on a
+    machine) or move (kind "transfer") once the agent's words have been heard."""
 
     kind: str
     armed_at: float
@@ -227,6 +228,9 @@ class ToolKeeping:
         if d.kind == "idle":
             self.ended = True
             return [Note("idle_hung_up", fields=fields), Hangup("idle", d.reason, carrier_hangup=True)]
+        if d.kind == "voicemail":  # AnsweringKeeping: the message left on a machine has been heard
+            self.ended = True
+            return [Note("voicemail_left", fields=fields), Hangup("voicemail", d.reason, carrier_hangup=True)]
         return [Note("transfer_starting", fields={**fields, "destination": d.destination}),
                 TransferCall(d.destination)]
 

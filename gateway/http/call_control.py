@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from gateway.agent_settings import Agent
 from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
-from gateway.core.events import SendDigits, StreamStart
+from gateway.core.events import Hangup, LeaveMessage, SendDigits, StreamStart
 from gateway.observability import metrics
 from gateway.state import GatewayState
 from gateway.tools.builtins import DigitsNotSent
@@ -36,6 +36,9 @@ class CallControl:
     transfer_task: asyncio.Task[None] | None
     now: Callable[[], float]
     perform: Callable[..., Awaitable[None]]
+    fallback_task: asyncio.Task[None] | None
+    end: Callable[[str, str], None]
+    hangup: Callable[[Hangup], Awaitable[None]]
 
     async def fall_back(self) -> None:
         """The upstream failed: have the carrier play the apology (or dial the fallback number) instead of
@@ -106,6 +109,32 @@ class CallControl:
             raise DigitsNotSent("the carrier did not take them") from None
         metrics.DTMF_KEYS.labels("outbound").inc(len(digits))
         self.log.info("dtmf_sent", keys=len(digits), via=self.carrier.capabilities.send_dtmf)
+
+    async def leave_message(self, action: LeaveMessage) -> None:
+        """A machine answered and the agent's voicemail is a fixed text: the carrier says it on the live call
+        and hangs up (where it cannot, the call is hung up); then the stream is closed."""
+        self.end(action.outcome, action.reason)
+        if (self.outcome == action.outcome and self.fallback_task is None and self.start is not None
+                and not self.ws.closed and not self.aborted):
+            # Shielded, as the fallback is: the carrier may end the stream before its REST answer arrives.
+            self.fallback_task = asyncio.create_task(self._say_message(action.text), name="voicemail")
+            await asyncio.shield(self.fallback_task)
+        await self.hangup(Hangup(action.outcome, action.reason))  # closes the stream
+
+    async def _say_message(self, text: str) -> None:
+        say = getattr(self.carrier, "leave_message", None)
+        try:
+            if say is None:
+                raise CallControlUnavailable(f"{self.carrier.name} cannot say a voicemail message")
+            await say(self.start, text)
+        except CallControlUnavailable as exc:
+            self.log.warning("voicemail_message_unavailable", reason=str(exc), note="hanging up")
+        except Exception as exc:
+            self.log.error("voicemail_message_failed", error=f"{type(exc).__name__}: {exc}"[:300], note="hanging up")
+        else:
+            self.log.info("voicemail_message_left", via="carrier", length=len(text))
+            return
+        await self.hang_up_call()
 
     async def hang_up_call(self) -> None:
         """The agent ended the call: end it through the carrier's call control where it has one."""

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.agent_settings import Agent
+from gateway.agents.profile import Voicemail
 from gateway.carriers.base import Carrier
 from gateway.core.call import Call
 from gateway.core.events import (
@@ -30,6 +31,7 @@ from gateway.core.events import (
     ClearPlayback,
     Dtmf,
     Hangup,
+    LeaveMessage,
     MarkPlayed,
     Note,
     PlayAudio,
@@ -93,6 +95,7 @@ class MediaSession(CallControl):
         self.started_wall = datetime.datetime.now(datetime.UTC)
         self.start: StreamStart | None = None
         self.token_valid = False  # the start carried this call's stream token
+        self.voicemail: Voicemail | None = None  # what a machine answer gets (the agent profile's), from the start
         self.log = log.bind(carrier=carrier.name)
         self._loop = asyncio.get_running_loop()
 
@@ -212,6 +215,10 @@ class MediaSession(CallControl):
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
         self.call.stream_started(start.codec, self.now())
+        if self.profile is not None:  # what a machine answer gets, when the carrier detects one
+            self.voicemail = self.profile.voicemail
+        if start.parameters.get("amd") == "1":  # the carrier says later who answered: answered_by
+            self.call.expect_answer(self.now())
         context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
                               start.parameters.get("to"))
         self.tools = CallTools(toolbox_for(state, self.agent), context, self.tool_done,
@@ -222,6 +229,10 @@ class MediaSession(CallControl):
         self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
         self.monitor_task = asyncio.create_task(self.monitor(), name=f"monitor-{start.call_id}")
         return True
+
+    async def answered_by(self, kind: str) -> None:
+        """The carrier's answering-machine detection says who answered: human, machine or unknown."""
+        await self.perform(self.call.answered_by(kind, self.voicemail, self.now()))
 
     async def violation(self, violation: ProtocolViolation) -> None:
         metrics.CARRIER_ERRORS.labels(self.carrier.name, violation.kind).inc()
@@ -305,6 +316,8 @@ class MediaSession(CallControl):
                 self.transfer_task = asyncio.create_task(self.transfer(action.destination), name="transfer")
         elif kind is Hangup:
             await self.hangup(action)
+        elif kind is LeaveMessage:
+            await self.leave_message(action)
         elif kind is Reconnect:
             if self.link is not None:
                 self.link.request_switch(action.reason, action.detail, action.delay_s)

@@ -26,7 +26,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 # The label values known in advance, created at 0 by initialise_labels.
 CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                 "agent_ended", "transferred", "idle")
+                 "agent_ended", "transferred", "idle", "voicemail")
 WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy", "control_document", "not_found")
 TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
                         "bad_handshake_signature", "over_capacity")
@@ -49,8 +49,8 @@ CALLS = Counter("gateway_calls_total", "Calls ended, by carrier, upstream provid
                 "(completed: the caller hung up; rejected, upstream_error, carrier_error, timeout, drained; "
                 "abandoned: the caller hung up before the upstream session was ever ready; agent_ended: the agent "
                 "hung up with end_call; transferred: moved to a person with transfer_call; idle: hung up after "
-                "IDLE_HANGUP_S of silence), and agent (the agent profile that answered: AGENTS_FILE's names, or "
-                "default).",
+                "IDLE_HANGUP_S of silence; voicemail: an outbound call answered by a machine), and agent (the agent "
+                "profile that answered: AGENTS_FILE's names, or default).",
                 ["carrier", "provider", "outcome", "agent"], registry=REGISTRY)
 CALL_COST = Counter("gateway_call_cost_usd_total", "What ended calls cost in Realtime tokens, in USD, by agent profile "
                     "(the tokens of each call priced by PRICES_FILE for the call's model; calls on a model without a "

@@ -112,7 +112,8 @@ def call_summary(
         "carrier_errors": carrier_errors,
         "audio_s": {"inbound": round(stats.audio_in_ms / 1000, 3), "outbound": round(stats.audio_out_ms / 1000, 3)},
         "frames": {"inbound": stats.frames_in, "outbound": stats.frames_out, "dropped": stats.frames_dropped,
-                   "stale_deltas_dropped": stats.stale_deltas_dropped, "rate_limited": stats.frames_rate_limited},
+                   "stale_deltas_dropped": stats.stale_deltas_dropped, "rate_limited": stats.frames_rate_limited,
+                   "amd_held": stats.frames_amd_held},
         "reconnects": stats.reconnects,
         "recycles": stats.recycles,
         "fallback": fallback,
@@ -123,6 +124,8 @@ def call_summary(
         "keypad": [dict(entry) for entry in stats.keypad],
         "keys_pressed": stats.dtmf,
         "idle_reprompts": stats.idle_reprompts,
+        # outbound calls with answering-machine detection: human, machine, unknown, or timeout (taken for a person)
+        "answered_by": stats.answered_by,
         "transcript": transcript_with_truncations(stats),
     }
 

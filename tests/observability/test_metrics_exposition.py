@@ -60,9 +60,12 @@ def _expected() -> list[tuple[str, dict[str, str]]]:
     """Every series initialise_labels must create, spelled out (not read back from the module)."""
     series: list[tuple[str, dict[str, str]]] = []
     outcomes = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                "agent_ended", "transferred", "idle")
+                "agent_ended", "transferred", "idle", "voicemail")
     for carrier in registry.CARRIERS:
-        series += [("gateway_calls_total", {"carrier": carrier, "provider": "echo", "outcome": o}) for o in outcomes]
+        series += [("gateway_calls_total", {"carrier": carrier, "provider": "echo", "outcome": o, "agent": "default"})
+                   for o in outcomes]
+    series += [("gateway_call_cost_usd_total", {"agent": "default"})]
+    series += [("gateway_agents_reloads_total", {"result": r}) for r in ("reloaded", "refused")]
     series += [("gateway_webhook_requests_total", {"result": r})
                for r in ("accepted", "forbidden", "bad_request", "busy")]
     series += [("gateway_stream_tokens_rejected_total", {"reason": r})

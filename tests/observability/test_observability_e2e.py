@@ -79,7 +79,8 @@ async def test_a_call_with_a_barge_in_moves_the_metrics(secured):
         delta = value(after, family, sample, **labels) - value(before, family, sample, **labels)
         assert delta >= by, (sample, labels, delta)
 
-    grew("gateway_calls", "gateway_calls_total", carrier="twilio", provider="custom", outcome="completed")
+    grew("gateway_calls", "gateway_calls_total", carrier="twilio", provider="custom", outcome="completed",
+         agent="default")
     grew("gateway_call_duration_seconds", "gateway_call_duration_seconds_count")
     grew("gateway_turn_latency_seconds", "gateway_turn_latency_seconds_count", 2)
     grew("gateway_heard_latency_seconds", "gateway_heard_latency_seconds_count", 2)
