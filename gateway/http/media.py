@@ -206,6 +206,7 @@ class MediaSession(CallControl):
             self.end("rejected", "over capacity (MAX_CONCURRENT_CALLS)")
             return False
         self.choose_agent(start)
+        structlog.contextvars.bind_contextvars(agent=self.agent.name)  # on every line of the call from here
         sends_keys = bool(self.carrier.capabilities.send_dtmf)
         try:
             face = RealtimeFace(self.upstream.dialect, self.agent, start.codec, send_dtmf=sends_keys)
