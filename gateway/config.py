@@ -33,6 +33,7 @@ from gateway.agent_settings import (
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.outbound import settings as outbound_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -118,6 +119,7 @@ class Settings:
     fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
     carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
     echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
+    outbound: outbound_settings.OutboundSettings = field(default_factory=outbound_settings.OutboundSettings)
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
@@ -417,6 +419,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fallback=_fallback(env),
         carriers=_carriers(env, environ),
         echo_tool_script=env.check(lambda: load_script(script), None),
+        outbound=outbound_settings.read(env),  # OUTBOUND_*: calls placed through POST /calls
         warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
     if env.errors:

@@ -1,6 +1,9 @@
 """The carrier's call control as a call uses it: the fallback when the upstream fails, the hang-up when
-the agent ends the call, the transfer to an allow-listed destination, keys sent to the far end (send_dtmf).
-A part of `MediaSession` (its base class), which performs the call's control actions with these."""
+the agent ends the call, the transfer to an allow-listed destination, keys sent to the far end (send_dtmf);
+and for the call API and the calls the gateway places: the hang-up and transfer of `DELETE /calls/{id}` and
+`POST /calls/{id}/transfer`, the record of a placed call, the answering machine's verdict and the voicemail
+message said by the carrier. A part of `MediaSession` (its base class), which performs the call's control
+actions with these."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
-from gateway.core.events import SendDigits, StreamStart
+from gateway.core.events import Hangup, SendDigits, StreamStart
 from gateway.observability import metrics
 from gateway.state import GatewayState
 from gateway.tools.builtins import DigitsNotSent
@@ -32,8 +35,11 @@ class CallControl:
     reason: str
     aborted: bool
     transfer_task: asyncio.Task[None] | None
+    outbound: Any  # outbound.calls.OutboundCall | None
     now: Callable[[], float]
     perform: Callable[..., Awaitable[None]]
+    hangup: Callable[[Hangup], Awaitable[None]]
+    end: Callable[[str, str], None]
 
     async def fall_back(self) -> None:
         """The upstream failed: have the carrier play the apology (or dial the fallback number) instead of
@@ -113,3 +119,94 @@ class CallControl:
             self.log.info("hangup_by_closing_stream", reason=str(exc))
         except Exception as exc:
             self.log.warning("hangup_failed", error=f"{type(exc).__name__}: {exc}"[:300], note="closing the stream")
+
+    # --- the call API and the calls the gateway places -------------------------------------------
+
+    def attach_outbound(self, subject: str) -> bool:
+        """A stream whose token named a call this process placed: the record must be of this very call (its
+        CallSid, when the carrier's answer already named it), and follows the stream from now on. A record
+        of another replica is not here: the token was the check. False: the stream is refused."""
+        start = self.start
+        record = self.state.outbound.get(subject) if start is not None and start.parameters.get("outbound") else None
+        if record is None or start is None:
+            return True
+        if record.call_sid is not None and record.call_sid != start.call_id:
+            metrics.TOKENS_REJECTED.labels("outbound_mismatch").inc()
+            self.log.warning("stream_refused_outbound_mismatch", outbound_id=record.oid)
+            self.end("rejected", "the stream is not the placed call's")
+            self.state.release(subject)
+            return False
+        if record.call_sid is None:  # the stream came before the carrier's answer to the call's creation
+            self.state.outbound.bind(record, start.call_id)
+        record.attach(self)
+        self.outbound = record
+        self.log.info("outbound_call_streaming", outbound_id=record.oid, agent=record.agent,
+                      machine_detection=record.machine_detection)
+        return True
+
+    async def answered_by(self, kind: str) -> None:
+        """Answering-machine detection's verdict on this placed call: human, machine or unknown (unknown is
+        taken as a human). Recorded, then handed to the call's core (`Call.answered_by`), which holds the
+        conversation until it knows. Until that core is in, a machine gets the carrier-side voicemail modes
+        here: `say` (the carrier says the message, then hangs up) and `hangup`."""
+        record = self.outbound
+        self.log.info("answered_by", kind=kind, outbound_id=record.oid if record is not None else None)
+        start = self.start
+        if start is None or self.ws.closed or self.aborted:
+            return
+        agents = self.state.agents
+        profile = (agents.get(start.parameters.get("agent")) or agents.profiles[agents.default]) if agents else None
+        voicemail = profile.voicemail if profile is not None else None
+        decide = getattr(self.call, "answered_by", None)
+        if decide is not None:
+            await self.perform(decide(kind, voicemail, self.now()))
+        elif kind == "machine" and voicemail is not None:
+            if voicemail.mode == "say" and voicemail.message:
+                await self.leave_voicemail(voicemail.message)
+            elif voicemail.mode == "hangup":
+                await self.hangup(Hangup("answering_machine", "answered by a machine", carrier_hangup=True))
+            else:
+                self.log.warning("voicemail_not_left", mode=voicemail.mode, note="the model's voicemail needs the "
+                                 "core's answered_by")
+
+    async def leave_voicemail(self, text: str) -> None:
+        """The carrier says `text` on the line (after the machine's beep), then hangs up; the stream is closed."""
+        start = self.start
+        if start is None:
+            return
+        self.end("answering_machine", "voicemail message said by the carrier")
+        try:
+            await self.carrier.say_and_hang_up(start, text)
+        except CallControlUnavailable as exc:
+            self.log.warning("voicemail_unavailable", reason=str(exc), note="hanging up by closing the stream")
+        except Exception as exc:
+            self.log.error("voicemail_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            self.log.info("voicemail_left", chars=len(text))
+        if not self.ws.closed and not self.aborted:
+            await self.ws.close(code=1000, message=b"voicemail left")
+
+    async def hang_up_by_api(self) -> None:
+        """DELETE /calls/{id} on a live call: the carrier ends it, then the stream is closed."""
+        await self.hangup(Hangup("hung_up_by_api", "hung up through the call API", carrier_hangup=True))
+
+    async def transfer_to(self, target: str) -> str:
+        """POST /calls/{id}/transfer: move the live call to `target` (an E.164 number or a sip: URI, checked by
+        the caller) through the carrier's call control. "transferred" (the stream is closed), "unavailable" or
+        "failed"."""
+        start = self.start
+        try:
+            if start is None or self.ws.closed or self.aborted:
+                raise CallControlUnavailable("the call is over")
+            await self.carrier.transfer(start, target)
+        except CallControlUnavailable as exc:
+            self.log.warning("api_transfer_unavailable", reason=str(exc))
+            return "unavailable"
+        except Exception as exc:
+            self.log.error("api_transfer_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return "failed"
+        self.outcome, self.reason = "transferred", "transferred through the call API"
+        self.log.info("call_transferred", via="api")
+        if not self.ws.closed and not self.aborted:
+            await self.ws.close(code=1000, message=self.reason[:120].encode())
+        return "transferred"

@@ -42,7 +42,7 @@ from gateway.core.events import (
     UpstreamEvent,
 )
 from gateway.http.call_control import CallControl
-from gateway.http.stream_tokens import TokenRejected
+from gateway.http.stream_tokens import TokenRejected, binding
 from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
 from gateway.http.urls import carrier_of, websocket_url
 from gateway.observability import metrics
@@ -87,6 +87,7 @@ class MediaSession(CallControl):
         self.fallback_task: asyncio.Task[None] | None = None  # or the hang-up over the carrier's call control
         self.tools: CallTools | None = None  # from the stream's start on
         self.transfer_task: asyncio.Task[None] | None = None
+        self.outbound: Any = None  # outbound.calls.OutboundCall: a call this process placed (POST /calls)
         self.outcome: str | None = None
         self.reason = ""
         self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
@@ -160,15 +161,18 @@ class MediaSession(CallControl):
         structlog.contextvars.bind_contextvars(call_sid=start.call_id, stream_sid=start.stream_id,
                                                carrier=self.carrier.name)
         state = self.state
+        subject = start.parameters.get("outbound") or start.call_id  # a placed call's token names its own id
         try:
-            state.tokens.verify(start.parameters.get("token"), start.call_id)
+            state.tokens.verify(start.parameters.get("token"), subject, binding(start.parameters))
         except TokenRejected as exc:
             metrics.TOKENS_REJECTED.labels(exc.reason).inc()
             self.log.warning("stream_token_rejected", reason=exc.reason)
             self.end("rejected", f"stream token {exc.reason}")
             return False
         self.token_valid = True
-        if not state.admit(self, start.call_id):
+        if not self.attach_outbound(subject):
+            return False
+        if not state.admit(self, subject):
             metrics.TOKENS_REJECTED.labels("over_capacity").inc()
             self.log.warning("call_refused_over_capacity", max_concurrent_calls=state.settings.max_concurrent_calls)
             self.end("rejected", "over capacity (MAX_CONCURRENT_CALLS)")
@@ -360,13 +364,15 @@ class MediaSession(CallControl):
             metrics.CALL_DURATION.observe(duration)
         metrics.CALLS.labels(self.carrier.name, state.upstream.provider, self.outcome).inc()
         start = self.start
+        if self.outbound is not None:
+            self.outbound.detach(self, self.outcome)
         summary = call_summary(
             call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
             carrier=self.carrier.name, provider=state.upstream.provider,
             parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
             carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
-            fallback=self.fallback)
+            fallback=self.fallback, outbound=self.outbound.describe() if self.outbound is not None else None)
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
         state.reports.submit(summary)
 

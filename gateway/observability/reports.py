@@ -79,10 +79,13 @@ def call_summary(
     carrier_errors: int,
     mask_numbers: bool,
     fallback: str | None = None,
+    outbound: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
         caller, callee = mask_number(caller), mask_number(callee)
+        if outbound is not None:
+            outbound = {**outbound, "from": mask_number(outbound.get("from")), "to": mask_number(outbound.get("to"))}
     return {
         "call_sid": call_sid,
         "stream_sid": stream_sid,
@@ -120,6 +123,8 @@ def call_summary(
         "keys_pressed": stats.dtmf,
         "idle_reprompts": stats.idle_reprompts,
         "transcript": transcript_with_truncations(stats),
+        # a call the gateway placed (POST /calls): its record (outbound.calls.OutboundCall.describe); else None
+        "outbound": outbound,
     }
 
 
