@@ -337,8 +337,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.__main__ import _run
-
     token = args.auth_token or secrets.token_urlsafe(24)
     admin = secrets.token_urlsafe(18)
     account = _sid("AC")
@@ -366,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
             await fake.stop()
 
     try:
-        _run(main())
+        asyncio.run(main())
     except KeyboardInterrupt:
         pass
     except OSError as exc:
