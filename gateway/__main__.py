@@ -1,4 +1,4 @@
-"""The command line: `python -m gateway [serve|call|echo] ...`."""
+"""The command line: `python -m gateway [serve|call|echo|fake-twilio] ...`."""
 
 from __future__ import annotations
 
@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--port", type=int, default=8765)
     echo.add_argument("--pace", type=float, default=2.0, help="answer audio speed, times real time (0: at once)")
     echo.set_defaults(func=_echo)
+    fake = sub.add_parser("fake-twilio", help="run a loopback fake of Twilio's REST API whose dialled calls the "
+                          "simulated caller answers: POST /calls offline, without an account")
+    from gateway.sim import twilio_api
+
+    twilio_api.add_arguments(fake)
+    fake.set_defaults(func=twilio_api.run)
     return parser
 
 

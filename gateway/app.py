@@ -17,6 +17,7 @@ from gateway.http.admin import list_calls
 from gateway.http.control import ControlLinks, control_document
 from gateway.http.health import healthz, metrics_handler, readyz
 from gateway.http.media import media_socket
+from gateway.http.outbound import add_routes as add_call_api_routes
 from gateway.http.stream_tokens import StreamTokens
 from gateway.http.voice import voice_webhook
 from gateway.observability import metrics
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/calls", list_calls)
+    add_call_api_routes(app.router)  # POST /calls, /calls/{id} (GET, DELETE, transfer), /status/{carrier}
     if settings.metrics_port is None:
         app.router.add_get("/metrics", metrics_handler(STATE))
     if settings.offline:  # the example tools file's order-status tool answers offline (deploy/tools.example.yaml)

@@ -37,6 +37,7 @@ from gateway.agents.settings import read_agents
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.outbound import settings as outbound_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -123,6 +124,7 @@ class Settings:
     agents: AgentBook | None = None  # AGENTS_FILE's profiles and routes; None: `agent` is the one agent
     prices: PriceTable = field(default_factory=lambda: PriceTable({}))  # PRICES_FILE: USD per 1M tokens, by model
     echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
+    outbound: outbound_settings.OutboundSettings = field(default_factory=outbound_settings.OutboundSettings)
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
@@ -428,6 +430,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fallback=_fallback(env),
         carriers=_carriers(env, environ),
         echo_tool_script=env.check(lambda: load_script(script), None),
+        outbound=outbound_settings.read(env),  # OUTBOUND_*: calls placed through POST /calls
         warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
     if env.errors:

@@ -19,6 +19,7 @@ from gateway.config import Settings, Upstream
 from gateway.http.stream_tokens import StreamTokens
 from gateway.observability import metrics
 from gateway.observability.reports import ReportSink
+from gateway.outbound.calls import OutboundBook
 
 
 class LiveCall(Protocol):
@@ -47,6 +48,7 @@ class GatewayState:
     tools: Any = None  # tools.runner.Toolbox: the tools file's tools and their one HTTP client
     toolboxes: dict[int, Any] = field(default_factory=dict)  # an agent profile's own tools file -> its Toolbox
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
+    outbound: OutboundBook = field(default_factory=OutboundBook)  # the calls this process placed (POST /calls)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
     clock: Callable[[], float] = time.monotonic
@@ -83,9 +85,9 @@ class GatewayState:
         limit = self.settings.max_concurrent_calls
         return not self.draining and (limit == 0 or self._taken() < limit)
 
-    def reserve(self, call_id: str) -> bool:
-        """The webhook is about to answer this call: hold a place for its stream until its token expires.
-        False: no place (or draining): answer busy."""
+    def reserve(self, call_id: str, hold_s: float | None = None) -> bool:
+        """The webhook is about to answer this call (or POST /calls to place it): hold a place for its stream
+        until its token expires (`hold_s`, default STREAM_TOKEN_TTL_S). False: no place (or draining)."""
         if self.draining:
             return False
         if call_id in self.reservations:  # the carrier retried the webhook: one place, renewed
@@ -93,8 +95,12 @@ class GatewayState:
         limit = self.settings.max_concurrent_calls
         if limit and self._taken() >= limit:
             return False
-        self.reservations[call_id] = self.clock() + self.settings.stream_token_ttl_s
+        self.reservations[call_id] = self.clock() + (self.settings.stream_token_ttl_s if hold_s is None else hold_s)
         return True
+
+    def release(self, call_id: str) -> None:
+        """A placed call ended without its stream (busy, not answered, failed): its place is free again."""
+        self.reservations.pop(call_id, None)
 
     def admit(self, call: LiveCall, call_id: str) -> bool:
         """The call's stream started with a valid token: it takes its reserved place, or a free one (a

@@ -120,6 +120,39 @@ class CallControlUnavailable(Exception):
     """A call-control action cannot be attempted (no credentials, or ids that are not the carrier's)."""
 
 
+@dataclass(frozen=True)
+class PlaceCall:
+    """A call for the carrier to place (`Carrier.place_call`): once answered, its audio is connected to
+    `stream_url` with `parameters` handed back in the stream's start, like an inbound call's."""
+
+    to: str  # E.164
+    from_number: str  # E.164: the caller id
+    stream_url: str  # wss://.../media/<carrier>
+    parameters: Mapping[str, str]  # the stream token among them
+    status_url: str  # the carrier posts the call's progress here (signed like its webhooks)
+    ring_timeout_s: int
+    machine_detection: bool = False  # answering-machine detection, in the background (async)
+    amd_url: str | None = None  # where the carrier posts who answered (with machine_detection)
+
+
+@dataclass(frozen=True)
+class CallProgress:
+    """A status callback read by its carrier, carrier-neutral. `status` is one of CALL_STATUSES;
+    `answered_by` (answering-machine detection) is human, machine or unknown."""
+
+    call_id: str
+    status: str | None = None
+    duration_s: int | None = None  # on the final statuses: how long the call was connected
+    answered_by: str | None = None
+    answered_by_detail: str | None = None  # the carrier's own word for it (e.g. machine_end_beep), bounded
+    sequence: int | None = None  # callbacks may arrive out of order
+
+
+CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer", "failed",
+                 "canceled")
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+
 def json_object(data: bytes | str) -> dict[str, Any] | ProtocolViolation:
     """A carrier's JSON text frame as an object, or the violation it is (for the carriers that speak
     JSON; the stream faces call it first for every frame)."""
@@ -227,6 +260,28 @@ class Carrier(ABC):
         """Play keys to the far end of the live call without ending its stream, for a carrier with
         `Capabilities.send_dtmf == DTMF_CALL_CONTROL`. Raises CallControlUnavailable when it cannot."""
         raise CallControlUnavailable(f"{self.name} cannot send keys without ending the media stream")
+
+    async def say_and_hang_up(self, start: StreamStart, text: str) -> None:
+        """Have the carrier say `text` on the live call, then hang up (a voicemail message left as it is):
+        the fallback's apology with another text, for every carrier whose fallback says one."""
+        await self.fall_back(start, Fallback(text))
+
+    # --- calls the gateway places ------------------------------------------------------------------
+
+    async def place_call(self, request: PlaceCall) -> str:
+        """Place the call; returns the carrier's id of it (the CallSid). Raises CallControlUnavailable
+        when it cannot be attempted (say which variables are missing), or the transport's error."""
+        raise CallControlUnavailable(f"{self.name} cannot place calls yet")
+
+    async def cancel_call(self, call_id: str, *, answered: bool) -> None:
+        """End a call placed by `place_call` that has no media stream here: still ringing (`answered`
+        False: cancel it) or answered (hang it up)."""
+        raise CallControlUnavailable(f"{self.name} cannot end calls it placed")
+
+    def call_progress(self, request: WebhookRequest) -> CallProgress:
+        """A status or answering-machine callback of a call placed by `place_call` (already verified with
+        `verify_webhook`); raises WebhookRefused when it names no call."""
+        raise WebhookRefused("not_found", f"{self.name} sends no status callbacks to this gateway")
 
     def control_document(self, document: ControlDocument, fallback: Fallback) -> Answer:
         """The markup of a control document. Carriers that take inline markup serve none: refused."""

@@ -10,8 +10,22 @@ import orjson
 
 from gateway.agent_settings import Agent
 from gateway.agents.profile import AgentBook, Profile
+from gateway.carriers.base import Capabilities
+from gateway.core.call import Call
 from gateway.state import GatewayState
 from gateway.tools.runner import Toolbox
+
+
+def new_call(state: GatewayState, capabilities: Capabilities, agent: Agent) -> Call:
+    """The core of one call, set up for its agent and its carrier."""
+    settings = state.settings
+    return Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
+                max_reconnects=settings.max_reconnects, retry_backoff_s=state.upstream.retry_backoff_s,
+                session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
+                max_frames_per_second=settings.max_frames_per_second, marks=capabilities.marks,
+                whole_frames=capabilities.frame_ms > 0, ready_timeout_s=settings.upstream_ready_timeout_s,
+                sensitive_tools=agent.tools.sensitive(), keypad=agent.tools.keypad,
+                commit_turns=agent.turn_detection.mode == "none", idle=agent.idle)
 
 
 def choose(book: AgentBook, parameters: Mapping[str, str], log: Any) -> tuple[Profile, Agent]:

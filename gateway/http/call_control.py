@@ -1,6 +1,9 @@
 """The carrier's call control as a call uses it: the fallback when the upstream fails, the hang-up when
-the agent ends the call, the transfer to an allow-listed destination, keys sent to the far end (send_dtmf).
-A part of `MediaSession` (its base class), which performs the call's control actions with these."""
+the agent ends the call, the transfer to an allow-listed destination, keys sent to the far end (send_dtmf);
+and for the call API and the calls the gateway places: the hang-up and transfer of `DELETE /calls/{id}` and
+`POST /calls/{id}/transfer`, the record of a placed call, the answering machine's verdict and the voicemail
+message said by the carrier. A part of `MediaSession` (its base class), which performs the call's control
+actions with these."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.agent_settings import Agent
+from gateway.agents.profile import Profile, Voicemail
 from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
 from gateway.core.events import Hangup, LeaveMessage, SendDigits, StreamStart
@@ -28,12 +32,15 @@ class CallControl:
     ws: web.WebSocketResponse
     start: StreamStart | None
     agent: Agent
+    profile: Profile | None
+    voicemail: Voicemail | None
     log: Any
     fallback: str | None
     outcome: str | None
     reason: str
     aborted: bool
     transfer_task: asyncio.Task[None] | None
+    outbound: Any  # outbound.calls.OutboundCall | None
     now: Callable[[], float]
     perform: Callable[..., Awaitable[None]]
     fallback_task: asyncio.Task[None] | None
@@ -122,11 +129,8 @@ class CallControl:
         await self.hangup(Hangup(action.outcome, action.reason))  # closes the stream
 
     async def _say_message(self, text: str) -> None:
-        say = getattr(self.carrier, "leave_message", None)
         try:
-            if say is None:
-                raise CallControlUnavailable(f"{self.carrier.name} cannot say a voicemail message")
-            await say(self.start, text)
+            await self.carrier.say_and_hang_up(self.start, text)  # type: ignore[arg-type]
         except CallControlUnavailable as exc:
             self.log.warning("voicemail_message_unavailable", reason=str(exc), note="hanging up")
         except Exception as exc:
@@ -144,3 +148,65 @@ class CallControl:
             self.log.info("hangup_by_closing_stream", reason=str(exc))
         except Exception as exc:
             self.log.warning("hangup_failed", error=f"{type(exc).__name__}: {exc}"[:300], note="closing the stream")
+
+    # --- the call API and the calls the gateway places -------------------------------------------
+
+    def attach_outbound(self, subject: str) -> bool:
+        """A stream whose token named a call this process placed: the record must be of this very call (its
+        CallSid, when the carrier's answer already named it), and follows the stream from now on. A record
+        of another replica is not here: the token was the check. False: the stream is refused."""
+        start = self.start
+        record = self.state.outbound.get(subject) if start is not None and start.parameters.get("outbound") else None
+        if record is None or start is None:
+            return True
+        if record.call_sid is not None and record.call_sid != start.call_id:
+            metrics.TOKENS_REJECTED.labels("outbound_mismatch").inc()
+            self.log.warning("stream_refused_outbound_mismatch", outbound_id=record.oid)
+            self.end("rejected", "the stream is not the placed call's")
+            self.state.release(subject)
+            return False
+        if record.call_sid is None:  # the stream came before the carrier's answer to the call's creation
+            self.state.outbound.bind(record, start.call_id)
+        record.attach(self)
+        self.outbound = record
+        self.log.info("outbound_call_streaming", outbound_id=record.oid, agent=record.agent,
+                      machine_detection=record.machine_detection)
+        return True
+
+    def max_call_duration_s(self) -> float:
+        profile = self.profile
+        bound = profile.max_call_duration_s if profile is not None else None
+        return bound if bound is not None else self.state.settings.max_call_duration_s
+
+    async def answered_by(self, kind: str) -> None:
+        """The carrier's answering-machine detection says who answered: human, machine or unknown."""
+        record = self.outbound
+        self.log.info("answered_by_result", kind=kind, outbound_id=record.oid if record is not None else None)
+        if self.start is None or self.ws.closed or self.aborted:
+            return
+        await self.perform(self.call.answered_by(kind, self.voicemail, self.now()))
+
+    async def hang_up_by_api(self) -> None:
+        """DELETE /calls/{id} on a live call: the carrier ends it, then the stream is closed."""
+        await self.hangup(Hangup("hung_up_by_api", "hung up through the call API", carrier_hangup=True))
+
+    async def transfer_to(self, target: str) -> str:
+        """POST /calls/{id}/transfer: move the live call to `target` (an E.164 number or a sip: URI, checked by
+        the caller) through the carrier's call control. "transferred" (the stream is closed), "unavailable" or
+        "failed"."""
+        start = self.start
+        try:
+            if start is None or self.ws.closed or self.aborted:
+                raise CallControlUnavailable("the call is over")
+            await self.carrier.transfer(start, target)
+        except CallControlUnavailable as exc:
+            self.log.warning("api_transfer_unavailable", reason=str(exc))
+            return "unavailable"
+        except Exception as exc:
+            self.log.error("api_transfer_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return "failed"
+        self.outcome, self.reason = "transferred", "transferred through the call API"
+        self.log.info("call_transferred", via="api")
+        if not self.ws.closed and not self.aborted:
+            await self.ws.close(code=1000, message=self.reason[:120].encode())
+        return "transferred"

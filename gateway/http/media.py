@@ -44,7 +44,7 @@ from gateway.core.events import (
     TransferCall,
     UpstreamEvent,
 )
-from gateway.http.call_agent import choose, toolbox_for
+from gateway.http.call_agent import choose, new_call, toolbox_for
 from gateway.http.call_control import CallControl
 from gateway.http.stream_tokens import TokenRejected, binding
 from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
@@ -88,6 +88,7 @@ class MediaSession(CallControl):
         self.fallback_task: asyncio.Task[None] | None = None  # or the hang-up over the carrier's call control
         self.tools: CallTools | None = None  # from the stream's start on
         self.transfer_task: asyncio.Task[None] | None = None
+        self.outbound: Any = None  # outbound.calls.OutboundCall: a call this process placed (POST /calls)
         self.outcome: str | None = None
         self.reason = ""
         self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
@@ -103,14 +104,7 @@ class MediaSession(CallControl):
         return self._loop.time() * 1000.0
 
     def new_call(self, agent: Agent) -> Call:
-        settings, capabilities = self.state.settings, self.carrier.capabilities
-        return Call(interrupts_itself=agent.turn_detection.interrupt_response, greeting=agent.greeting,
-                    max_reconnects=settings.max_reconnects, retry_backoff_s=self.state.upstream.retry_backoff_s,
-                    session_max_s=settings.session_max_s, stall_timeout_s=settings.send_stall_timeout_s,
-                    max_frames_per_second=settings.max_frames_per_second, marks=capabilities.marks,
-                    whole_frames=capabilities.frame_ms > 0, ready_timeout_s=settings.upstream_ready_timeout_s,
-                    sensitive_tools=agent.tools.sensitive(), keypad=agent.tools.keypad,
-                    commit_turns=agent.turn_detection.mode == "none", idle=agent.idle)
+        return new_call(self.state, self.carrier.capabilities, agent)
 
     def choose_agent(self, start: StreamStart) -> None:
         """The call's agent profile and its agent for this call (`call_agent.choose`)."""
@@ -156,6 +150,9 @@ class MediaSession(CallControl):
                         if not self.begin(event):
                             break
                         call = self.call  # the agent's
+                        early = self.outbound.answered_by if self.outbound is not None else None
+                        if early is not None and event.parameters.get("amd") == "1":
+                            await self.answered_by(early)  # the carrier's verdict came before the stream
                         start_deadline.reschedule(loop.time() + self.max_call_duration_s())
                     elif etype is StreamStop:
                         await self.perform(call.carrier_stop(self.now()))
@@ -178,11 +175,6 @@ class MediaSession(CallControl):
         finally:
             await self.finish()
 
-    def max_call_duration_s(self) -> float:
-        profile = self.profile
-        bound = profile.max_call_duration_s if profile is not None else None
-        return bound if bound is not None else self.state.settings.max_call_duration_s
-
     def begin(self, start: StreamStart) -> bool:
         """Verify the stream token, then open the upstream. False: the stream is refused."""
         self.start = start
@@ -200,6 +192,8 @@ class MediaSession(CallControl):
             self.end("rejected", f"stream token {exc.reason}")
             return False
         self.token_valid = True
+        if not self.attach_outbound(subject):
+            return False
         if not state.admit(self, subject):
             metrics.TOKENS_REJECTED.labels("over_capacity").inc()
             self.log.warning("call_refused_over_capacity", max_concurrent_calls=state.settings.max_concurrent_calls)
@@ -230,10 +224,6 @@ class MediaSession(CallControl):
         self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
         self.monitor_task = asyncio.create_task(self.monitor(), name=f"monitor-{start.call_id}")
         return True
-
-    async def answered_by(self, kind: str) -> None:
-        """The carrier's answering-machine detection says who answered: human, machine or unknown."""
-        await self.perform(self.call.answered_by(kind, self.voicemail, self.now()))
 
     async def violation(self, violation: ProtocolViolation) -> None:
         metrics.CARRIER_ERRORS.labels(self.carrier.name, violation.kind).inc()
@@ -407,6 +397,8 @@ class MediaSession(CallControl):
         cost = state.settings.prices.cost(model, self.call.stats.tokens) if start is not None else None
         if cost is not None:
             metrics.CALL_COST.labels(agent).inc(cost)
+        if self.outbound is not None:
+            self.outbound.detach(self, self.outcome)
         summary = call_summary(
             call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
             carrier=self.carrier.name, provider=state.upstream.provider,
@@ -414,7 +406,8 @@ class MediaSession(CallControl):
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
             carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
             fallback=self.fallback, agent=agent,
-            cost=None if cost is None else {"usd": round(cost, 6), "model": model})
+            cost=None if cost is None else {"usd": round(cost, 6), "model": model},
+            outbound=self.outbound.describe() if self.outbound is not None else None)
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
         state.reports.submit(summary)
 

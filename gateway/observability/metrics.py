@@ -26,10 +26,10 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 # The label values known in advance, created at 0 by initialise_labels.
 CALL_OUTCOMES = ("completed", "rejected", "upstream_error", "carrier_error", "timeout", "drained", "abandoned",
-                 "agent_ended", "transferred", "idle", "voicemail")
+                 "agent_ended", "transferred", "idle", "voicemail", "hung_up_by_api")
 WEBHOOK_RESULTS = ("accepted", "forbidden", "bad_request", "busy", "control_document", "not_found")
 TOKEN_REJECT_REASONS = ("missing", "malformed", "bad_signature", "expired", "replayed", "no_start",
-                        "bad_handshake_signature", "over_capacity")
+                        "bad_handshake_signature", "over_capacity", "outbound_mismatch")
 DROP_REASONS = ("buffer_overflow", "stale_delta", "rate_limited")
 AUDIO_DIRECTIONS = ("inbound", "outbound")
 FALLBACK_RESULTS = ("redirected", "failed", "unconfigured")
@@ -39,6 +39,10 @@ TOOL_OUTCOMES = ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout",
                  "cancelled")
 TRANSFER_RESULTS = ("transferred", "refused", "failed", "unavailable")
 DTMF_DIRECTIONS = ("inbound", "outbound")
+OUTBOUND_RESULTS = ("completed", "machine", "busy", "no_answer", "failed", "canceled")  # outbound.calls.RESULTS
+CALL_API_RESULTS = ("placed", "bad_request", "forbidden", "unauthorized", "off", "rate_limited", "busy", "draining",
+                    "unavailable", "carrier_error", "not_found", "conflict", "hung_up", "transferred")
+STATUS_CALLBACK_RESULTS = ("accepted", "forbidden", "bad_request", "unknown_call")
 UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -128,6 +132,19 @@ DTMF_KEYS = Counter("gateway_dtmf_keys_total", "Keypad keys, by direction (inbou
 IDLE_REPROMPTS = Counter("gateway_idle_reprompts_total", "Times the model was asked to check in on a caller silent "
                          "for IDLE_REPROMPT_S (hang-ups after IDLE_HANGUP_S: gateway_calls_total{outcome=\"idle\"}).",
                          registry=REGISTRY)
+OUTBOUND_CALLS = Counter("gateway_outbound_calls_total", "Calls placed with POST /calls, by how they ended, from "
+                         "the carrier's final status callback (completed; machine: completed after answering-machine "
+                         "detection heard a machine; busy, no_answer, failed, canceled).", ["result"],
+                         registry=REGISTRY)
+OUTBOUND_REQUESTS = Counter("gateway_outbound_requests_total", "Requests to the call API (POST /calls, GET and DELETE "
+                            "/calls/{id}, POST /calls/{id}/transfer) by result: placed, hung_up, transferred, or why "
+                            "not (bad_request, forbidden: outside OUTBOUND_ALLOWED_PREFIXES, unauthorized, off: no "
+                            "ADMIN_TOKEN, rate_limited: OUTBOUND_MAX_PER_MINUTE, busy: MAX_CONCURRENT_CALLS, draining, "
+                            "unavailable: no carrier credentials, carrier_error, not_found, conflict: not live).",
+                            ["result"], registry=REGISTRY)
+STATUS_CALLBACKS = Counter("gateway_status_callbacks_total", "Carrier status and answering-machine callbacks of placed "
+                           "calls, by result (accepted, forbidden: bad signature, bad_request, unknown_call: not "
+                           "placed by this process).", ["result"], registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -168,6 +185,12 @@ def initialise_labels(carriers: Iterable[str], provider: str, agents: Iterable[s
         REALTIME_TOKENS.labels(kind)
     for result in TRANSFER_RESULTS:
         TRANSFERS.labels(result)
+    for result in OUTBOUND_RESULTS:
+        OUTBOUND_CALLS.labels(result)
+    for result in CALL_API_RESULTS:
+        OUTBOUND_REQUESTS.labels(result)
+    for result in STATUS_CALLBACK_RESULTS:
+        STATUS_CALLBACKS.labels(result)
     for direction in DTMF_DIRECTIONS:
         DTMF_KEYS.labels(direction)
 

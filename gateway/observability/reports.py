@@ -81,10 +81,13 @@ def call_summary(
     fallback: str | None = None,
     agent: str = "default",
     cost: dict[str, Any] | None = None,
+    outbound: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
         caller, callee = mask_number(caller), mask_number(callee)
+        if outbound is not None:
+            outbound = {**outbound, "from": mask_number(outbound.get("from")), "to": mask_number(outbound.get("to"))}
     return {
         "call_sid": call_sid,
         "stream_sid": stream_sid,
@@ -127,6 +130,8 @@ def call_summary(
         # outbound calls with answering-machine detection: human, machine, unknown, or timeout (taken for a person)
         "answered_by": stats.answered_by,
         "transcript": transcript_with_truncations(stats),
+        # a call the gateway placed (POST /calls): its record (outbound.calls.OutboundCall.describe); else None
+        "outbound": outbound,
     }
 
 

@@ -117,7 +117,8 @@ def is_loopback_url(url: str) -> bool:
 class SimulatedCaller:
     def __init__(self, gateway_url: str, *, auth_token: str | None = None, from_: str = "+15005550006",
                  to: str = "+15005550001", call_sid: str | None = None, media_url: str | None = None,
-                 connect_timeout_s: float = 10.0, webhook_path: str | None = None, carrier: str = "twilio") -> None:
+                 connect_timeout_s: float = 10.0, webhook_path: str | None = None, carrier: str = "twilio",
+                 account_sid: str | None = None) -> None:
         if carrier not in DIALECTS:
             raise ValueError(f"carrier must be one of {', '.join(DIALECTS)} (got {carrier!r})")
         self.carrier, self.dialect = carrier, DIALECTS[carrier]
@@ -128,7 +129,7 @@ class SimulatedCaller:
         self.from_, self.to = from_, to
         uuids = self.dialect.uuid_ids
         self.call_sid = call_sid or (str(uuid.uuid4()) if uuids else _sid("CA"))
-        self.account_sid = str(uuid.uuid4()) if uuids else _sid("AC")
+        self.account_sid = account_sid or (str(uuid.uuid4()) if uuids else _sid("AC"))
         self.stream_sid = str(uuid.uuid4()) if uuids else _sid("MZ")
         self.media_url = media_url
         self.connect_timeout_s = connect_timeout_s
@@ -264,8 +265,12 @@ class SimulatedCaller:
 
     async def connect(self) -> None:
         """Webhook, media WebSocket, ``connected`` + ``start``. Raises CallRefused, or aiohttp/OS errors."""
-        body = await self._answer()
-        self.stream_url, params = self._parse_twiml(body)
+        await self.stream(await self._answer())
+
+    async def stream(self, twiml: str) -> None:
+        """Media WebSocket, ``connected`` + ``start`` for the ``<Connect><Stream>`` of `twiml`: the webhook's
+        answer, or the TwiML of a call the gateway placed (``gateway.sim.twilio_api``). Raises as `connect`."""
+        self.stream_url, params = self._parse_twiml(twiml)
         self.report.stream_parameters = params
         headers = {}
         if self.auth_token and self.dialect.signs_handshake:

@@ -25,7 +25,7 @@ class Carrier:
         self.hung_up: list[StreamStart] = []
         self.fails = fails
 
-    async def leave_message(self, start: StreamStart, text: str) -> None:
+    async def say_and_hang_up(self, start: StreamStart, text: str) -> None:
         if self.fails is not None:
             raise self.fails
         self.said.append((start, text))
@@ -39,6 +39,9 @@ class CarrierWithoutMessages:
 
     def __init__(self) -> None:
         self.hung_up: list[StreamStart] = []
+
+    async def say_and_hang_up(self, start: StreamStart, text: str) -> None:
+        raise CallControlUnavailable("plain cannot say a message")
 
     async def hang_up(self, start: StreamStart) -> None:
         self.hung_up.append(start)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from gateway.app import create_app, make_runner
 from gateway.config import load_settings
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
 from gateway.sim.echo import EchoLine
+from gateway.sim.twilio_api import FakeTwilioApi
 
 from ..e2e.conftest import AUTH_TOKEN, Gateway, sample, start_gateway
 
@@ -121,32 +121,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.transport.abort()
 
 
-@dataclass
-class FakeTwilioRest:
-    """Twilio's REST API as far as the fallback uses it: POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json."""
-
-    url: str = ""
-    requests: list[dict] = field(default_factory=list)
-    received: asyncio.Event = field(default_factory=asyncio.Event)
-    status: int = 200
-    answer_when: asyncio.Event | None = None  # hold the answer until this is set (Twilio acting first)
-
-    async def update_call(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
-        self.requests.append({"account": request.match_info["account"], "call": request.match_info["call"],
-                              "twiml": form.get("Twiml"), "user": auth.login, "password": auth.password})
-        self.received.set()
-        if self.answer_when is not None:
-            await asyncio.wait_for(self.answer_when.wait(), 5)
-        if self.status != 200:
-            response = web.json_response({"code": 20404, "message": "not found", "status": self.status},
-                                         status=self.status)
-        else:
-            response = web.json_response({"sid": request.match_info["call"], "status": "in-progress",
-                                          "account_sid": request.match_info["account"]})
-        response.force_close()  # no keep-alive: the task count can go back to its baseline
-        return response
+FakeTwilioRest = FakeTwilioApi  # Twilio's REST API as the fallback, hang-up and transfer use it (gateway.sim)
 
 
 @pytest.fixture
@@ -166,16 +141,10 @@ async def faulty(echo: EchoLine) -> AsyncIterator[FaultyUpstream]:
 
 
 @pytest.fixture
-async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    fake = FakeTwilioRest()
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", fake.update_call)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+async def twilio_rest() -> AsyncIterator[FakeTwilioApi]:
+    fake = await FakeTwilioApi().start()
     yield fake
-    await runner.cleanup()
+    await fake.stop()
 
 
 BYSTANDER = CallScript(utterances=[speech_like(500, seed=31)], lead_silence_ms=200, hangup_after_idle_ms=300)

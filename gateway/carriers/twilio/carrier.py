@@ -14,10 +14,12 @@ from typing import Any
 
 from gateway.carriers.base import (
     Answer,
+    CallProgress,
     Capabilities,
     Carrier,
     Fallback,
     InboundCall,
+    PlaceCall,
     WebhookRefused,
     WebhookRequest,
 )
@@ -99,6 +101,23 @@ class TwilioCarrier(Carrier):
     async def transfer(self, start: StreamStart, target: str) -> None:
         """Dial `target` (E.164 or sip: URI); a ValueError for any other target, before any request."""
         await self.rest.update(start.call_id, webhook.transfer_twiml(target), start.account_id)
+
+    # --- calls the gateway places ------------------------------------------------------------------
+
+    async def place_call(self, request: PlaceCall) -> str:
+        """Calls resource, create: the `<Connect><Stream>` TwiML inline, every progress event to the status
+        URL, and with machine detection, async AMD to the end of a machine's greeting."""
+        twiml = webhook.connect_twiml(request.stream_url, request.parameters)
+        return await self.rest.create(to=request.to, from_=request.from_number, twiml=twiml,
+                                      status_callback=request.status_url, timeout_s=request.ring_timeout_s,
+                                      amd_callback=request.amd_url if request.machine_detection else None)
+
+    async def cancel_call(self, call_id: str, *, answered: bool) -> None:
+        """Status=canceled stops a call still ringing; Status=completed hangs up an answered one."""
+        await self.rest.update(call_id, status="completed" if answered else "canceled")
+
+    def call_progress(self, request: WebhookRequest) -> CallProgress:
+        return webhook.call_progress(webhook.webhook_fields(request))
 
     async def close(self) -> None:
         await self.rest.close()

@@ -1,4 +1,4 @@
-"""Live-call actions over Twilio's REST API, through the twilio package's async client.
+"""Live-call actions and placed calls over Twilio's REST API, through the twilio package's async client.
 
 Every action (fall back, hang up, transfer) updates the live call with new TwiML (protocol-reference.md
 §4.8). Updating a call interrupts its `<Connect><Stream>`, so this must happen before the gateway
@@ -21,6 +21,7 @@ from gateway.carriers.twilio.settings import ACCOUNT_SID, TwilioSettings
 
 REST_TIMEOUT_S = 5.0
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")  # StatusCallbackEvent of a call we place
 
 
 class _HttpClient(AsyncTwilioHttpClient):
@@ -57,21 +58,50 @@ class TwilioRest:
             return settings.api_key_sid, settings.api_key_secret.reveal(), account
         return account, settings.auth_token.reveal(), account
 
-    async def update(self, call_sid: str, twiml: str, account_sid_hint: str | None = None) -> None:
-        """Replace the live call's TwiML. Raises CallControlUnavailable, the twilio package's
-        TwilioRestException (an error answer), aiohttp.ClientError or TimeoutError."""
+    def _account(self, account_sid_hint: str | None) -> Any:
+        """The twilio client's account resource, or CallControlUnavailable naming what to set."""
         creds = self.credentials(account_sid_hint)
         if creds is None:
-            raise CallControlUnavailable("no Twilio REST credentials (TWILIO_AUTH_TOKEN and an account SID)")
-        if not _CALL_SID.match(call_sid):
-            raise CallControlUnavailable("the CallSid is not a Twilio call SID")
+            raise CallControlUnavailable("no Twilio REST credentials: set TWILIO_AUTH_TOKEN and TWILIO_ACCOUNT_SID "
+                                         "(or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET with them)")
         username, password, account = creds
         if self._http is None:
             self._http = _HttpClient(timeout=self._timeout_s)
         client = Client(username, password, account_sid=account, http_client=self._http)
         client.api.base_url = self.settings.api_base_url
+        return client.api.v2010.accounts(account)
+
+    async def update(self, call_sid: str, twiml: str | None = None, account_sid_hint: str | None = None, *,
+                     status: str | None = None) -> None:
+        """Replace the live call's TwiML, or set its `status` (completed hangs up, canceled stops the ringing).
+        Raises CallControlUnavailable, the twilio package's TwilioRestException (an error answer),
+        aiohttp.ClientError or TimeoutError."""
+        if self.credentials(account_sid_hint) is not None and not _CALL_SID.match(call_sid):
+            raise CallControlUnavailable("the CallSid is not a Twilio call SID")
+        account = self._account(account_sid_hint)
+        fields: dict[str, str] = {"twiml": twiml} if twiml is not None else {"status": status or "completed"}
         async with asyncio.timeout(self._timeout_s):
-            await client.api.v2010.accounts(account).calls(call_sid).update_async(twiml=twiml)
+            await account.calls(call_sid).update_async(**fields)
+
+    async def create(self, *, to: str, from_: str, twiml: str, status_callback: str, timeout_s: int,
+                     amd_callback: str | None = None) -> str:
+        """Place a call (Calls resource, create) running `twiml` once answered, every progress event posted to
+        `status_callback`; with `amd_callback`, answering-machine detection runs in the background (async
+        AMD, to the end of a machine's greeting) and its result is posted there. Returns the CallSid.
+        Raises as `update`."""
+        account = self._account(None)
+        amd: dict[str, str] = {}
+        if amd_callback is not None:
+            amd = {"machine_detection": "DetectMessageEnd", "async_amd": "true",
+                   "async_amd_status_callback": amd_callback, "async_amd_status_callback_method": "POST"}
+        async with asyncio.timeout(self._timeout_s):
+            call = await account.calls.create_async(
+                to=to, from_=from_, twiml=twiml, status_callback=status_callback, status_callback_method="POST",
+                status_callback_event=list(STATUS_EVENTS), timeout=timeout_s, **amd)
+        sid = str(call.sid or "")
+        if not _CALL_SID.match(sid):
+            raise ValueError("Twilio answered the call's creation without a call SID")
+        return sid
 
     async def close(self) -> None:
         """Close the pooled HTTP session, if one was opened."""

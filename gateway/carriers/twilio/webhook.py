@@ -19,10 +19,11 @@ from twilio.request_validator import (
 )
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-from gateway.carriers.base import Fallback, InboundCall, WebhookRequest
+from gateway.carriers.base import CALL_STATUSES, CallProgress, Fallback, InboundCall, WebhookRefused, WebhookRequest
 from gateway.env import Secret
 
 PARAMETER_MAX_CHARS = 200  # per <Parameter> value; Twilio caps name + value at 500 characters
+PARAMETER_PAIR_MAX_CHARS = 500
 CALL_SID_MAX_CHARS = 64
 PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
 SIP_URI = re.compile(r"^sip:\S+$", re.IGNORECASE)
@@ -51,6 +52,21 @@ def answer_twiml(stream_url: str, parameters: Mapping[str, str]) -> str:
     stream = connect.stream(url=stream_url)
     for name, value in parameters.items():
         stream.parameter(name=name, value=value if name == "token" else value[:PARAMETER_MAX_CHARS])
+    response.append(connect)
+    return str(response)
+
+
+def connect_twiml(stream_url: str, parameters: Mapping[str, str]) -> str:
+    """`<Connect><Stream>` for a call the gateway places: every parameter whole (the stream token signs
+    some of them), so each name and value must stay under Twilio's 500 characters: ValueError otherwise."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in parameters.items():
+        if len(name) + len(value) >= PARAMETER_PAIR_MAX_CHARS:
+            raise ValueError(f"the stream parameter {name} is too long for Twilio (name and value under "
+                             f"{PARAMETER_PAIR_MAX_CHARS} characters)")
+        stream.parameter(name=name, value=value)
     response.append(connect)
     return str(response)
 
@@ -141,3 +157,31 @@ def inbound_call(fields: Mapping[str, str], call_sid: str, account_sid: str | No
     """The call a TwiML-family webhook describes, once its ids are checked by the carrier."""
     return InboundCall(call_id=call_sid, account_id=account_sid, from_number=fields.get("From") or None,
                        to_number=fields.get("To") or None, direction=fields.get("Direction") or None)
+
+
+# AnsweredBy of answering-machine detection (the values of Twilio's AMD page and of the twilio package's
+# enums): a human, a machine (its greeting's start, its end by beep, silence or otherwise), a fax, or unknown.
+ANSWERED_BY = {"human": "human", "machine_start": "machine", "machine_end_beep": "machine",
+               "machine_end_silence": "machine", "machine_end_other": "machine", "fax": "machine",
+               "unknown": "unknown"}
+
+
+def call_progress(fields: Mapping[str, str]) -> CallProgress:
+    """A call's status callback (CallStatus, CallDuration, SequenceNumber) or its asynchronous AMD callback
+    (AnsweredBy), from a TwiML-family carrier (protocol-reference.md §4.8). Raises WebhookRefused when the
+    CallSid is missing or the fields are not Twilio's."""
+    call_sid = fields.get("CallSid") or ""
+    if not call_sid or len(call_sid) > CALL_SID_MAX_CHARS:
+        raise WebhookRefused("bad_request", "CallSid is missing or malformed")
+    status = fields.get("CallStatus") or None
+    if status is not None and status not in CALL_STATUSES:
+        raise WebhookRefused("bad_request", "CallStatus is not one of " + ", ".join(CALL_STATUSES))
+    raw = fields.get("AnsweredBy") or None
+    answered_by = ANSWERED_BY.get(raw, "unknown") if raw else None
+    return CallProgress(call_id=call_sid, status=status, duration_s=_count(fields.get("CallDuration")),
+                        answered_by=answered_by, answered_by_detail=raw[:40] if raw else None,
+                        sequence=_count(fields.get("SequenceNumber")))
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 10 else None
