@@ -33,6 +33,7 @@ from gateway.agent_settings import (
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.recording import settings as recording_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -104,6 +105,7 @@ class Settings:
     call_reports_dir: Path | None = None
     call_report_url: str | None = None
     call_report_mask_numbers: bool = False
+    recording: recording_settings.RecordingSettings | None = None  # RECORDINGS_DIR set: calls are recorded
     upstream: Upstream = field(
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
     )
@@ -407,6 +409,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         call_report_url=env.check(lambda: check_url("CALL_REPORT_URL", report_url, ("https", "http")), None)
         if report_url else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
+        recording=recording_settings.read(env),
         upstream=upstream,  # type: ignore[arg-type]
         upstream_choice=choice,
         agent=_agent(env, provider, environ, upstream.dialect if upstream else None),

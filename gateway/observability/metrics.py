@@ -39,6 +39,7 @@ TOOL_OUTCOMES = ("ok", "bad_arguments", "unknown_tool", "http_error", "timeout",
                  "cancelled")
 TRANSFER_RESULTS = ("transferred", "refused", "failed", "unavailable")
 DTMF_DIRECTIONS = ("inbound", "outbound")
+RECORDING_RESULTS = ("written", "failed")
 UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -122,6 +123,11 @@ DTMF_KEYS = Counter("gateway_dtmf_keys_total", "Keypad keys, by direction (inbou
 IDLE_REPROMPTS = Counter("gateway_idle_reprompts_total", "Times the model was asked to check in on a caller silent "
                          "for IDLE_REPROMPT_S (hang-ups after IDLE_HANGUP_S: gateway_calls_total{outcome=\"idle\"}).",
                          registry=REGISTRY)
+RECORDINGS = Counter("gateway_recordings_total", "Call recordings (RECORDINGS_DIR) by result (written; failed: "
+                     "the file could not be written, e.g. a full disk; the call is not affected).", ["result"],
+                     registry=REGISTRY)
+RECORDINGS_TRUNCATED = Counter("gateway_recordings_truncated_total", "Call recordings stopped early at "
+                               "RECORDINGS_MAX_MINUTES.", registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -159,6 +165,8 @@ def initialise_labels(carriers: Iterable[str], provider: str) -> None:
         TRANSFERS.labels(result)
     for direction in DTMF_DIRECTIONS:
         DTMF_KEYS.labels(direction)
+    for result in RECORDING_RESULTS:
+        RECORDINGS.labels(result)
 
 
 _known_tools: set[str] = set()

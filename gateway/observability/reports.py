@@ -79,6 +79,7 @@ def call_summary(
     carrier_errors: int,
     mask_numbers: bool,
     fallback: str | None = None,
+    recording: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
@@ -112,6 +113,8 @@ def call_summary(
         "reconnects": stats.reconnects,
         "recycles": stats.recycles,
         "fallback": fallback,
+        # RECORDINGS_DIR set: {file, duration_s, truncated}, or {file: None, error, truncated} when it failed
+        "recording": recording,
         # each function call: name, call_id, outcome, duration_ms, and its arguments unless the tool is sensitive
         "tool_calls": [dict(call) for call in stats.tool_calls],
         "transfers": list(stats.transfers),
