@@ -48,6 +48,7 @@ from gateway.http.urls import carrier_of, websocket_url
 from gateway.observability import metrics
 from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime.face import RealtimeFace
+from gateway.recording.recorder import Recorder, recorder_for
 from gateway.state import STATE, GatewayState
 from gateway.tools.http_tool import CallContext, error_output
 from gateway.tools.runner import CallTools, Toolbox
@@ -87,6 +88,8 @@ class MediaSession(CallControl):
         self.fallback_task: asyncio.Task[None] | None = None  # or the hang-up over the carrier's call control
         self.tools: CallTools | None = None  # from the stream's start on
         self.transfer_task: asyncio.Task[None] | None = None
+        self.recorder: Recorder | None = None  # from the stream's start on, when RECORDINGS_DIR is set
+        self.recording: dict[str, Any] | None = None  # what the summary says of the recording
         self.outcome: str | None = None
         self.reason = ""
         self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
@@ -122,6 +125,8 @@ class MediaSession(CallControl):
                         continue
                     etype = type(event)
                     if etype is CallerAudio:
+                        if self.recorder is not None:
+                            self.recorder.caller(event.payload, loop.time() * 1000.0)
                         actions = call.carrier_audio(event.payload, loop.time() * 1000.0)
                         if actions:
                             await self.perform(actions)
@@ -182,6 +187,8 @@ class MediaSession(CallControl):
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
         self.call.stream_started(start.codec, self.now())
+        self.recorder = recorder_for(state.settings.recording, start.call_id, start.codec, self.now(),
+                                     self.started_wall)
         if state.tools is None:
             state.tools = Toolbox(state.settings.agent.tools)
         context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
@@ -246,6 +253,8 @@ class MediaSession(CallControl):
                         else:  # a face that cuts audio into fixed frames (carriers.base.Frames)
                             for data, binary in frame:
                                 await self.ws.send_frame(data, BINARY if binary else TEXT)
+                    if self.recorder is not None:  # agent audio and clears, when written
+                        self.recorder.played(action, self._loop.time() * 1000.0)
                 if received is not None and type(action) is ClearPlayback:
                     metrics.BARGE_IN_REACTION.observe((self._loop.time() * 1000.0 - received) / 1000.0)
             elif side is UPSTREAM:
@@ -352,7 +361,10 @@ class MediaSession(CallControl):
             # The upstream never answered: the deadline passed, or the caller gave up first.
             metrics.UPSTREAM_CONNECT_FAILURES.labels(self.state.upstream.provider).inc()
         self.exporter.flush()
-        self.report(time.monotonic() - self.started_at)
+        duration = time.monotonic() - self.started_at
+        if self.recorder is not None:  # written in a worker thread; never raises
+            self.recording = await self.recorder.finish(self.now())
+        self.report(duration)
 
     def report(self, duration: float) -> None:
         state = self.state
@@ -366,7 +378,7 @@ class MediaSession(CallControl):
             parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
             outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
             carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
-            fallback=self.fallback)
+            fallback=self.fallback, recording=self.recording)
         self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
         state.reports.submit(summary)
 
