@@ -33,6 +33,7 @@ from gateway.agent_settings import (
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.observability import signing
 from gateway.recording import settings as recording_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
@@ -105,6 +106,7 @@ class Settings:
     call_reports_dir: Path | None = None
     call_report_url: str | None = None
     call_report_mask_numbers: bool = False
+    call_report_secret: Secret | None = None  # signs CALL_REPORT_URL posts (observability/signing.py)
     recording: recording_settings.RecordingSettings | None = None  # RECORDINGS_DIR set: calls are recorded
     upstream: Upstream = field(
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
@@ -128,7 +130,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction (bearer headers also without their scheme)."""
-        values = [self.stream_token_secret, self.admin_token, *(v for _, v in self.upstream.headers),
+        values = [self.stream_token_secret, self.admin_token, self.call_report_secret,
+                  *(v for _, v in self.upstream.headers),
                   *registry.secrets(self.carriers), *self.agent.tools.secrets()]
         out = []
         for value in values:
@@ -409,6 +412,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         call_report_url=env.check(lambda: check_url("CALL_REPORT_URL", report_url, ("https", "http")), None)
         if report_url else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
+        call_report_secret=signing.read_secret(env, report_url),
         recording=recording_settings.read(env),
         upstream=upstream,  # type: ignore[arg-type]
         upstream_choice=choice,

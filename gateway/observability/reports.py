@@ -1,7 +1,8 @@
 """The call summary: one record at the end of every call, logged, filed and posted.
 
-Filing (a JSONL file per day) and posting (to CALL_REPORT_URL, with bounded retries) happen in a
-background worker fed by a bounded queue: a slow disk or a failing endpoint never delays a call.
+Filing (a JSONL file per day) and posting (to CALL_REPORT_URL, with bounded retries; each attempt
+signed with CALL_REPORT_SECRET, see `signing`) happen in a background worker fed by a bounded queue: a
+slow disk or a failing endpoint never delays a call.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import orjson
 import structlog
 
 from gateway.core.stats import CallStats
+from gateway.env import Secret
+from gateway.observability.signing import HEADER, signature
 
 log = structlog.get_logger("gateway.reports")
 
@@ -129,9 +133,10 @@ def call_summary(
 class ReportSink:
     """Files and posts summaries in the background. `submit` never blocks and never raises."""
 
-    def __init__(self, directory: Path | None, url: str | None) -> None:
+    def __init__(self, directory: Path | None, url: str | None, secret: Secret | None = None) -> None:
         self.directory = directory
         self.url = url
+        self.secret = secret  # None: posted unsigned (CALL_REPORT_ALLOW_UNSIGNED)
         self.dropped = 0
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
@@ -190,9 +195,11 @@ class ReportSink:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S))
         for attempt in range(1, POST_ATTEMPTS + 1):
+            headers = {"Content-Type": "application/json"}
+            if self.secret is not None:  # signed at each attempt: a retry carries a fresh timestamp
+                headers[HEADER] = signature(self.secret.reveal(), body, int(time.time()))
             try:
-                async with self._http.post(self.url, data=body,
-                                           headers={"Content-Type": "application/json"}) as resp:
+                async with self._http.post(self.url, data=body, headers=headers) as resp:
                     if resp.status < 300:
                         return
                     error = f"HTTP {resp.status}"
