@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from gateway.carriers.vonage.convert import Resampler
 from gateway.sim.audio import speech_like, ulaw_to_pcm16
 from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
 from gateway.sim.echo import EchoLine
+from gateway.sim.vonage_caller import VonageCaller
 
 from .conftest import Gateway, sample, start_gateway
 
@@ -67,12 +69,12 @@ def pcm(ulaw: bytes) -> np.ndarray:
     return np.frombuffer(ulaw_to_pcm16(ulaw), dtype="<i2")
 
 
-def best_lag(actual: np.ndarray, expected: np.ndarray, start: int, end: int) -> tuple[int, float]:
+def best_lag(actual: np.ndarray, expected: np.ndarray, start: int, end: int, frame: int = FRAME) -> tuple[int, float]:
     """The shift of `actual` against `expected[start:end]`, within one frame either way, at which most of
     its samples agree: (shift in samples, share of the samples equal there)."""
     want = expected[start:end]
     best = (0, -1.0)
-    for lag in range(-FRAME, FRAME + 1):
+    for lag in range(-frame, frame + 1):
         if start + lag < 0 or end + lag > len(actual):
             continue
         share = float(np.mean(actual[start + lag: end + lag] == want))
@@ -148,3 +150,34 @@ async def test_a_recording_that_cannot_be_written_is_counted_and_the_call_goes_o
     assert summary["outcome"] == "completed"
     assert summary["recording"]["file"] is None and "Error" in summary["recording"]["error"]
     assert sample("gateway_recordings_total", {"result": "failed"}) == failed + 1
+
+
+async def test_vonage_is_recorded_at_the_session_rate_both_ways(echo: EchoLine, tmp_path: Path):
+    """Vonage's L16 is converted to the session's 24 kHz on the way in, and the answers come out in it: both
+    channels are recorded at 24 kHz."""
+    recordings, reports = tmp_path / "recordings", tmp_path / "reports"
+    recordings.mkdir()
+    gateway, runner = await start_gateway(echo, "ga", RECORDINGS_DIR=str(recordings), CALL_REPORTS_DIR=str(reports),
+                                          VONAGE_SAMPLE_RATE="16000")
+    try:
+        caller = VonageCaller(gateway.url)
+        report = await caller.run(CallScript(utterances=[speech_like(600, seed=6)]))
+        await asyncio.wait_for(gateway.state.idle.wait(), 10)
+        await asyncio.wait_for(gateway.state.reports._queue.join(), 10)
+        summary = filed_summary(reports)
+    finally:
+        await runner.cleanup()
+    assert report.errors == [] and len(report.turn_latencies_ms) == 1
+    rate, left, right = read_stereo(summary["recording"]["file"])
+    assert rate == 24000
+    frame = 480  # 20 ms at 24 kHz
+    sent = np.frombuffer(Resampler(16000, 24000).convert(b"".join(caller.sent_frames)), "<i2")[: len(left)]
+    lag, share = best_lag(left, sent, frame, len(sent) - frame, frame)
+    assert abs(lag) <= frame and share > 0.99, (lag, share)
+    # The answer, all of it (no barge-in), as the session sent it: one run, sample for sample.
+    deltas = np.frombuffer(b"".join(base64.b64decode(e["delta"]) for e in gateway.echo.sessions[0].sent
+                                    if e["type"].endswith("audio.delta")), "<i2")
+    played = np.flatnonzero(right)
+    answer = np.flatnonzero(deltas)
+    assert len(played) == len(answer) > 0
+    assert np.array_equal(right[played[0]: played[-1] + 1], deltas[answer[0]: answer[-1] + 1])
