@@ -139,7 +139,7 @@ def create_app(settings: Settings) -> web.Application:
         upstream=settings.upstream,
         tokens=StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
         carriers=registry.build(settings.carriers),
-        reports=ReportSink(settings.call_reports_dir, settings.call_report_url),
+        reports=ReportSink(settings.call_reports_dir, settings.call_report_url, settings.call_report_secret),
         tools=Toolbox(settings.agent.tools),
     )
     state = app[STATE]

@@ -37,7 +37,10 @@ from gateway.agents.settings import read_agents
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.observability import signing
+from gateway.observability.reports import reports_dir
 from gateway.outbound import settings as outbound_settings
+from gateway.recording import settings as recording_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -108,6 +111,8 @@ class Settings:
     call_reports_dir: Path | None = None
     call_report_url: str | None = None
     call_report_mask_numbers: bool = False
+    call_report_secret: Secret | None = None  # signs CALL_REPORT_URL posts (observability/signing.py)
+    recording: recording_settings.RecordingSettings | None = None  # RECORDINGS_DIR set: calls are recorded
     upstream: Upstream = field(
         default_factory=lambda: Upstream(provider="echo", url="ws://127.0.0.1:0/v1/realtime", dialect="ga")
     )
@@ -133,7 +138,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction (bearer headers also without their scheme)."""
-        values = [self.stream_token_secret, self.admin_token, *(v for _, v in self.upstream.headers),
+        values = [self.stream_token_secret, self.admin_token, self.call_report_secret,
+                  *(v for _, v in self.upstream.headers),
                   *registry.secrets(self.carriers), *self.agent.tools.secrets(),
                   *(s for p in (self.agents.profiles.values() if self.agents else ()) for s in p.agent.tools.secrets())]
         out = []
@@ -339,20 +345,6 @@ def _agent(env: CollectingEnv, provider: Provider | None, environ: Mapping[str, 
     )
 
 
-def _reports_dir(env: Env) -> Path | None:
-    raw = env.str("CALL_REPORTS_DIR")
-    if not raw:
-        return None
-    path = Path(raw)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"CALL_REPORTS_DIR cannot be created: {raw} ({exc.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"CALL_REPORTS_DIR is not writable: {raw}")
-    return path
-
-
 _PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
@@ -414,10 +406,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_idle_timeout_s=env.float("HTTP_IDLE_TIMEOUT_S", 15.0, 0.5, 3600.0),
         session_max_s=_session_max(env),
         send_stall_timeout_s=env.float("SEND_STALL_TIMEOUT_S", 10.0, 1.0, 300.0),
-        call_reports_dir=env.check(lambda: _reports_dir(env), None),
+        call_reports_dir=env.check(lambda: reports_dir(env), None),
         call_report_url=env.check(lambda: check_url("CALL_REPORT_URL", report_url, ("https", "http")), None)
         if report_url else None,
         call_report_mask_numbers=env.bool("CALL_REPORT_MASK_NUMBERS", False),
+        call_report_secret=signing.read_secret(env, report_url),
+        recording=recording_settings.read(env),
         upstream=upstream,  # type: ignore[arg-type]
         upstream_choice=choice,
         agent=agent,

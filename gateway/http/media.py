@@ -46,13 +46,14 @@ from gateway.core.events import (
 )
 from gateway.http.call_agent import choose, new_call, toolbox_for
 from gateway.http.call_control import CallControl
+from gateway.http.call_record import CallRecord
 from gateway.http.stream_tokens import TokenRejected, binding
 from gateway.http.upstream import Closed, Failed, Opened, SessionChange, UpstreamLink, backed_up
 from gateway.http.urls import carrier_of, websocket_url
 from gateway.observability import metrics
-from gateway.observability.reports import call_summary, percentiles
 from gateway.realtime.connection import with_model
 from gateway.realtime.face import RealtimeFace
+from gateway.recording.recorder import Recorder, recorder_for
 from gateway.state import STATE, GatewayState
 from gateway.tools.http_tool import CallContext, error_output
 from gateway.tools.runner import CallTools
@@ -64,7 +65,7 @@ TEXT = WSMsgType.TEXT
 BINARY = WSMsgType.BINARY
 
 
-class MediaSession(CallControl):
+class MediaSession(CallControl, CallRecord):
     """One carrier media stream and its upstream Realtime session."""
 
     def __init__(self, state: GatewayState, carrier: Carrier, ws: web.WebSocketResponse,
@@ -89,6 +90,8 @@ class MediaSession(CallControl):
         self.tools: CallTools | None = None  # from the stream's start on
         self.transfer_task: asyncio.Task[None] | None = None
         self.outbound: Any = None  # outbound.calls.OutboundCall: a call this process placed (POST /calls)
+        self.recorder: Recorder | None = None  # from the stream's start on, when RECORDINGS_DIR is set
+        self.recording: dict[str, Any] | None = None  # what the summary says of the recording
         self.outcome: str | None = None
         self.reason = ""
         self.aborted = False  # the carrier socket was dropped (its peer stopped reading)
@@ -139,6 +142,8 @@ class MediaSession(CallControl):
                         continue
                     etype = type(event)
                     if etype is CallerAudio:
+                        if self.recorder is not None:
+                            self.recorder.caller(event.payload, loop.time() * 1000.0)
                         actions = call.carrier_audio(event.payload, loop.time() * 1000.0)
                         if actions:
                             await self.perform(actions)
@@ -214,6 +219,8 @@ class MediaSession(CallControl):
             self.voicemail = self.profile.voicemail
         if start.parameters.get("amd") == "1":  # the carrier says later who answered: answered_by
             self.call.expect_answer(self.now())
+        self.recorder = recorder_for(state.settings.recording, start.call_id, start.codec, self.now(),
+                                     self.started_wall)
         context = CallContext(start.call_id, self.carrier.name, start.parameters.get("from"),
                               start.parameters.get("to"))
         self.tools = CallTools(toolbox_for(state, self.agent), context, self.tool_done,
@@ -276,6 +283,8 @@ class MediaSession(CallControl):
                         else:  # a face that cuts audio into fixed frames (carriers.base.Frames)
                             for data, binary in frame:
                                 await self.ws.send_frame(data, BINARY if binary else TEXT)
+                    if self.recorder is not None:  # agent audio and clears, when written
+                        self.recorder.played(action, self._loop.time() * 1000.0)
                 if received is not None and type(action) is ClearPlayback:
                     metrics.BARGE_IN_REACTION.observe((self._loop.time() * 1000.0 - received) / 1000.0)
             elif side is UPSTREAM:
@@ -384,45 +393,10 @@ class MediaSession(CallControl):
             # The upstream never answered: the deadline passed, or the caller gave up first.
             metrics.UPSTREAM_CONNECT_FAILURES.labels(self.state.upstream.provider).inc()
         self.exporter.flush()
-        self.report(time.monotonic() - self.started_at)
-
-    def report(self, duration: float) -> None:
-        state = self.state
-        if self.start is not None:
-            metrics.CALL_DURATION.observe(duration)
-        agent = self.agent.name
-        metrics.CALLS.labels(self.carrier.name, state.upstream.provider, self.outcome, agent).inc()
-        start = self.start
-        model = self.upstream.model
-        cost = state.settings.prices.cost(model, self.call.stats.tokens) if start is not None else None
-        if cost is not None:
-            metrics.CALL_COST.labels(agent).inc(cost)
-        if self.outbound is not None:
-            self.outbound.detach(self, self.outcome)
-        summary = call_summary(
-            call_sid=start.call_id if start else None, stream_sid=start.stream_id if start else None,
-            carrier=self.carrier.name, provider=state.upstream.provider,
-            parameters=start.parameters if start else {}, started_at=self.started_wall, duration_s=duration,
-            outcome=self.outcome or "completed", reason=self.reason, stats=self.call.stats,
-            carrier_errors=self.call.stats.carrier_errors_total, mask_numbers=state.settings.call_report_mask_numbers,
-            fallback=self.fallback, agent=agent,
-            cost=None if cost is None else {"usd": round(cost, 6), "model": model},
-            outbound=self.outbound.describe() if self.outbound is not None else None)
-        self.log.info("call_summary", **{k: v for k, v in summary.items() if k not in ("call_sid", "stream_sid")})
-        state.reports.submit(summary)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Running figures for GET /calls."""
-        s = self.call.stats
-        start = self.start
-        return {"call_sid": start.call_id if start else None, "stream_sid": start.stream_id if start else None,
-                "carrier": self.carrier.name, "agent": self.agent.name,
-                "started_at": self.started_wall.isoformat(timespec="seconds"),
-                "duration_s": round(time.monotonic() - self.started_at, 1), "upstream_ready": self.call.upstream_ready,
-                "turns": s.turns, "barge_ins": s.barge_ins, "turn_latency_ms": percentiles(s.turn_latencies_ms),
-                "heard_latency_ms": percentiles(s.heard_latencies_ms), "tokens": dict(s.tokens),
-                "frames": {"inbound": s.frames_in, "outbound": s.frames_out},
-                "carrier_errors": s.carrier_errors_total, "reconnects": s.reconnects, "recycles": s.recycles}
+        duration = time.monotonic() - self.started_at
+        if self.recorder is not None:  # written in a worker thread; never raises
+            self.recording = await self.recorder.finish(self.now())
+        self.report(duration)
 
 
 async def media_socket(request: web.Request) -> web.StreamResponse:

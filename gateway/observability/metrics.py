@@ -43,6 +43,7 @@ OUTBOUND_RESULTS = ("completed", "machine", "busy", "no_answer", "failed", "canc
 CALL_API_RESULTS = ("placed", "bad_request", "forbidden", "unauthorized", "off", "rate_limited", "busy", "draining",
                     "unavailable", "carrier_error", "not_found", "conflict", "hung_up", "transferred")
 STATUS_CALLBACK_RESULTS = ("accepted", "forbidden", "bad_request", "unknown_call")
+RECORDING_RESULTS = ("written", "failed")
 UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -145,6 +146,11 @@ OUTBOUND_REQUESTS = Counter("gateway_outbound_requests_total", "Requests to the 
 STATUS_CALLBACKS = Counter("gateway_status_callbacks_total", "Carrier status and answering-machine callbacks of placed "
                            "calls, by result (accepted, forbidden: bad signature, bad_request, unknown_call: not "
                            "placed by this process).", ["result"], registry=REGISTRY)
+RECORDINGS = Counter("gateway_recordings_total", "Call recordings (RECORDINGS_DIR) by result (written; failed: "
+                     "the file could not be written, e.g. a full disk; the call is not affected).", ["result"],
+                     registry=REGISTRY)
+RECORDINGS_TRUNCATED = Counter("gateway_recordings_truncated_total", "Call recordings stopped early at "
+                               "RECORDINGS_MAX_MINUTES.", registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -193,6 +199,8 @@ def initialise_labels(carriers: Iterable[str], provider: str, agents: Iterable[s
         STATUS_CALLBACKS.labels(result)
     for direction in DTMF_DIRECTIONS:
         DTMF_KEYS.labels(direction)
+    for result in RECORDING_RESULTS:
+        RECORDINGS.labels(result)
 
 
 _known_tools: set[str] = set()

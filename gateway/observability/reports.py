@@ -1,7 +1,8 @@
 """The call summary: one record at the end of every call, logged, filed and posted.
 
-Filing (a JSONL file per day) and posting (to CALL_REPORT_URL, with bounded retries) happen in a
-background worker fed by a bounded queue: a slow disk or a failing endpoint never delays a call.
+Filing (a JSONL file per day) and posting (to CALL_REPORT_URL, with bounded retries; each attempt
+signed with CALL_REPORT_SECRET, see `signing`) happen in a background worker fed by a bounded queue: a
+slow disk or a failing endpoint never delays a call.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ import orjson
 import structlog
 
 from gateway.core.stats import CallStats
+from gateway.env import ConfigError, Env, Secret
+from gateway.observability.signing import HEADER, signature
 
 log = structlog.get_logger("gateway.reports")
 
@@ -82,6 +87,7 @@ def call_summary(
     agent: str = "default",
     cost: dict[str, Any] | None = None,
     outbound: dict[str, Any] | None = None,
+    recording: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     caller, callee = parameters.get("from"), parameters.get("to")
     if mask_numbers:
@@ -120,6 +126,8 @@ def call_summary(
         "reconnects": stats.reconnects,
         "recycles": stats.recycles,
         "fallback": fallback,
+        # RECORDINGS_DIR set: {file, duration_s, truncated}, or {file: None, error, truncated} when it failed
+        "recording": recording,
         # each function call: name, call_id, outcome, duration_ms, and its arguments unless the tool is sensitive
         "tool_calls": [dict(call) for call in stats.tool_calls],
         "transfers": list(stats.transfers),
@@ -135,12 +143,28 @@ def call_summary(
     }
 
 
+def reports_dir(env: Env) -> Path | None:
+    """CALL_REPORTS_DIR, created when missing; ConfigError when it cannot be, or is not writable."""
+    raw = env.str("CALL_REPORTS_DIR")
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"CALL_REPORTS_DIR cannot be created: {raw} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"CALL_REPORTS_DIR is not writable: {raw}")
+    return path
+
+
 class ReportSink:
     """Files and posts summaries in the background. `submit` never blocks and never raises."""
 
-    def __init__(self, directory: Path | None, url: str | None) -> None:
+    def __init__(self, directory: Path | None, url: str | None, secret: Secret | None = None) -> None:
         self.directory = directory
         self.url = url
+        self.secret = secret  # None: posted unsigned (CALL_REPORT_ALLOW_UNSIGNED)
         self.dropped = 0
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
@@ -199,9 +223,11 @@ class ReportSink:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S))
         for attempt in range(1, POST_ATTEMPTS + 1):
+            headers = {"Content-Type": "application/json"}
+            if self.secret is not None:  # signed at each attempt: a retry carries a fresh timestamp
+                headers[HEADER] = signature(self.secret.reveal(), body, int(time.time()))
             try:
-                async with self._http.post(self.url, data=body,
-                                           headers={"Content-Type": "application/json"}) as resp:
+                async with self._http.post(self.url, data=body, headers=headers) as resp:
                     if resp.status < 300:
                         return
                     error = f"HTTP {resp.status}"

@@ -101,6 +101,8 @@ def test_the_per_frame_timer_runs_both_directions():
 
     figures = measure(number=200, repeat=2)
     assert set(figures) == {"inbound", "outbound"} and all(v > 0 for v in figures.values())
+    recorded = measure(number=200, repeat=2, recording=True)  # with the call recorder's hooks
+    assert set(recorded) == {"inbound", "outbound"} and all(v > 0 for v in recorded.values())
 
 
 def test_the_conversion_microbench_runs_every_face() -> None:
