@@ -33,6 +33,8 @@ from gateway.agent_settings import (
 from gateway.carriers import registry
 from gateway.carriers.base import Fallback
 from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
+from gateway.realtime import pool_settings
+from gateway.sim import echo_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -118,6 +120,8 @@ class Settings:
     fallback: Fallback = field(default_factory=lambda: Fallback(DEFAULT_FALLBACK_MESSAGE))
     carriers: Mapping[str, Any] = field(default_factory=lambda: registry.load_settings(Env({})))  # by carrier name
     echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
+    echo_delays: echo_settings.EchoDelays = field(default_factory=echo_settings.EchoDelays)  # ECHO_*_DELAY_MS
+    warm_upstream: pool_settings.WarmSettings = field(default_factory=pool_settings.WarmSettings)  # WARM_UPSTREAM_*
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
@@ -417,6 +421,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fallback=_fallback(env),
         carriers=_carriers(env, environ),
         echo_tool_script=env.check(lambda: load_script(script), None),
+        echo_delays=echo_settings.read(env),
+        warm_upstream=pool_settings.read(env, env.float("SESSION_MAX_S", 3300.0, 0.0, 86400.0)),
         warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
     if env.errors:

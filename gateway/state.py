@@ -17,6 +17,7 @@ from gateway.agents.profile import AgentBook
 from gateway.carriers.base import Carrier
 from gateway.config import Settings, Upstream
 from gateway.http.stream_tokens import StreamTokens
+from gateway.http.warm import WarmSessions
 from gateway.observability import metrics
 from gateway.observability.reports import ReportSink
 
@@ -46,6 +47,7 @@ class GatewayState:
     echo: Any = None  # the built-in echo line, when running offline
     tools: Any = None  # tools.runner.Toolbox: the tools file's tools and their one HTTP client
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
+    warm: WarmSessions | None = None  # the warm upstream pool and the sessions parked at webhooks (WARM_UPSTREAM_*)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
     clock: Callable[[], float] = time.monotonic

@@ -220,8 +220,11 @@ def test_env_example_documents_every_setting_with_its_default():
 
     documented = _env_example()
     gateway = Path(__file__).parent.parent / "gateway"
-    # config.py, agent_settings.py (the agent's instructions and silence) and every carrier's settings module
+    # config.py, agent_settings.py (the agent's instructions and silence), the warm pool's and the echo line's
+    # settings and every carrier's settings module
     source = "".join(p.read_text() for p in [gateway / "config.py", gateway / "agent_settings.py",
+                                             gateway / "realtime" / "pool_settings.py",
+                                             gateway / "sim" / "echo_settings.py",
                                              *sorted(gateway.glob("carriers/*/settings.py"))])
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
     assert read - set(documented) == set(), "settings missing from .env.example"

@@ -2,7 +2,8 @@
 
 Carrier-neutral: the carrier verifies the request, reads the call from it and writes the answer in
 its own markup; this handler checks capacity and mints the single-use stream token the media socket
-will require.
+will require. For a signed webhook (the carrier's signature verified), it also has a warm upstream session
+configured for the call's stream, when the warm pool is on (`http/warm.py`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ async def voice_webhook(request: web.Request) -> web.Response:
         if value:
             parameters[name] = value[:200]
     answer = carrier.answer(call, websocket_url(state, request, f"/media/{carrier.name}"), parameters)
+    if state.warm is not None and carrier.signs_webhooks:  # verified above: never for a stranger's request
+        state.warm.park_for(call.call_id, carrier, state.settings.agent, state.tokens.ttl_s)
     metrics.WEBHOOKS.labels("accepted").inc()
     log_call.info("call_answered", direction=call.direction)
     return web.Response(text=answer.body, content_type=answer.content_type)
