@@ -407,6 +407,8 @@ class EchoLine:
     async def _route(self, request: web.Request) -> web.StreamResponse:
         if self.handshake_delay_ms:
             await asyncio.sleep(self.handshake_delay_ms / 1000.0)
+            if request.transport is None or request.transport.is_closing():  # the client gave up meanwhile
+                return web.Response(status=499)
         dialect = dialect_for(request.path, request.headers)
         reject = dialect == "beta" and ROUTES[request.path] is None and self.reject_beta_on_openai_path
         return await self._accept(request, dialect, reject)
