@@ -184,7 +184,11 @@ class UpstreamLink:
             self._opening = time.perf_counter()
         self._warm = Opened()
         if self.claim is not None:
-            warm = await self.claim()
+            try:
+                warm = await self.claim()
+            except Exception:  # the pool's trouble is no reason to fail the call: dial out
+                self.log.exception("upstream_warm_claim_failed")
+                warm = None
             if warm is not None:
                 self._warm = Opened(configured=first and warm.configured is not None,
                                     age_s=warm.age_s(self._loop.time()))
