@@ -20,10 +20,12 @@ from gateway.http.media import media_socket
 from gateway.http.outbound import add_routes as add_call_api_routes
 from gateway.http.stream_tokens import StreamTokens
 from gateway.http.voice import voice_webhook
+from gateway.http.warm import WarmSessions
 from gateway.observability import metrics
 from gateway.observability.logging import register_secret
 from gateway.observability.reports import ReportSink
 from gateway.realtime.entra import token_refresher
+from gateway.realtime.pool import WarmPool
 from gateway.reload import reload_agents
 from gateway.state import STATE, GatewayState
 from gateway.tools.runner import Toolbox
@@ -44,7 +46,9 @@ async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
     from gateway.sim.echo import EchoLine
 
     script = state.settings.echo_tool_script
-    echo = EchoLine(host="127.0.0.1", port=0, tool_script=script)
+    delays = state.settings.echo_delays
+    echo = EchoLine(host="127.0.0.1", port=0, tool_script=script, handshake_delay_ms=delays.handshake_ms,
+                    session_update_delay_ms=delays.session_update_ms)
     await echo.start()
     state.echo = echo
     state.upstream = dataclasses.replace(state.upstream, url=echo.url)
@@ -59,6 +63,24 @@ async def _offline_echo_line(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await echo.stop()
+
+
+async def _warm_upstream(app: web.Application) -> AsyncIterator[None]:
+    """WARM_UPSTREAM_SESSIONS idle upstream sessions, kept open for calls to claim; all closed at shutdown."""
+    state = app[STATE]
+    warm = state.settings.warm_upstream
+    if not warm.enabled:
+        yield
+        return
+    pool = WarmPool(state.upstream, warm.sessions, warm.max_age_s)  # the default upstream (the echo line's URL)
+    state.warm = WarmSessions(pool)
+    pool.start()
+    log.info("warm_upstream_pool", sessions=warm.sessions, max_age_s=warm.max_age_s, upstream=state.upstream.describe())
+    try:
+        yield
+    finally:
+        await state.warm.close()
+        state.warm = None
 
 
 async def _tools(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +194,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_call_reports)
     app.cleanup_ctx.append(_carriers)
     app.cleanup_ctx.append(token_refresher(settings.upstream))  # Azure with Entra ID: fetched off the call path
+    app.cleanup_ctx.append(_warm_upstream)  # after the echo line (its URL) and the Entra token
     app.on_shutdown.append(_close_calls)
     return app
 

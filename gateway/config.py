@@ -40,7 +40,9 @@ from gateway.env import CollectingEnv, ConfigError, Env, Secret, check_url
 from gateway.observability import signing
 from gateway.observability.reports import reports_dir
 from gateway.outbound import settings as outbound_settings
+from gateway.realtime import pool_settings
 from gateway.recording import settings as recording_settings
+from gateway.sim import echo_settings
 from gateway.tools.loader import load_tools_file
 from gateway.tools.script import ToolScript, load_script
 from gateway.tools.spec import ToolsSpec
@@ -130,6 +132,8 @@ class Settings:
     prices: PriceTable = field(default_factory=lambda: PriceTable({}))  # PRICES_FILE: USD per 1M tokens, by model
     echo_tool_script: ToolScript | None = None  # ECHO_TOOL_SCRIPT: the offline echo line calls tools on cue
     outbound: outbound_settings.OutboundSettings = field(default_factory=outbound_settings.OutboundSettings)
+    echo_delays: echo_settings.EchoDelays = field(default_factory=echo_settings.EchoDelays)  # ECHO_*_DELAY_MS
+    warm_upstream: pool_settings.WarmSettings = field(default_factory=pool_settings.WarmSettings)  # WARM_UPSTREAM_*
     warnings: tuple[str, ...] = ()  # valid but worth a word at start-up (never a secret)
 
     @property
@@ -425,6 +429,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         carriers=_carriers(env, environ),
         echo_tool_script=env.check(lambda: load_script(script), None),
         outbound=outbound_settings.read(env),  # OUTBOUND_*: calls placed through POST /calls
+        echo_delays=echo_settings.read(env),
+        warm_upstream=pool_settings.read(env, env.float("SESSION_MAX_S", 3300.0, 0.0, 86400.0)),
         warnings=tuple(dict.fromkeys(env.warnings)),  # last: every read above has run
     )
     if env.errors:

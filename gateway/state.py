@@ -17,6 +17,7 @@ from gateway.agents.profile import AgentBook
 from gateway.carriers.base import Carrier
 from gateway.config import Settings, Upstream
 from gateway.http.stream_tokens import StreamTokens
+from gateway.http.warm import WarmSessions
 from gateway.observability import metrics
 from gateway.observability.reports import ReportSink
 from gateway.outbound.calls import OutboundBook
@@ -49,6 +50,7 @@ class GatewayState:
     toolboxes: dict[int, Any] = field(default_factory=dict)  # an agent profile's own tools file -> its Toolbox
     control_links: Any = None  # http.control.ControlLinks, when PUBLIC_URL is set
     outbound: OutboundBook = field(default_factory=OutboundBook)  # the calls this process placed (POST /calls)
+    warm: WarmSessions | None = None  # the warm upstream pool and the sessions parked at webhooks (WARM_UPSTREAM_*)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is active
 
     clock: Callable[[], float] = time.monotonic

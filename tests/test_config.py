@@ -227,6 +227,8 @@ def test_env_example_documents_every_setting_with_its_default():
                                              gateway / "recording" / "settings.py",
                                              gateway / "observability" / "signing.py",
                                              gateway / "observability" / "reports.py",
+                                             gateway / "realtime" / "pool_settings.py",
+                                             gateway / "sim" / "echo_settings.py",
                                              *sorted(gateway.glob("carriers/*/settings.py"))])
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
     assert read - set(documented) == set(), "settings missing from .env.example"

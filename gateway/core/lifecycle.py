@@ -80,22 +80,27 @@ class SessionKeeping:
 
     # --- the session opens ---------------------------------------------------------------------
 
-    def upstream_opened(self, now: float) -> tuple[Action, ...]:
-        """The Realtime socket is open: configure it, greet, and flush the audio that waited."""
+    def upstream_opened(self, now: float, *, configured: bool = False, age_ms: float = 0.0) -> tuple[Action, ...]:
+        """The Realtime socket is open: configure it (unless it is `configured` already: a warm session its
+        webhook configured), greet, and flush the audio that waited. A warm session opened `age_ms` ago: its
+        renewal before the duration cap counts from then."""
         self.upstream_ready = True
-        self.session_opened_at = self._quiet_since = now
+        self._quiet_since = now
+        self.session_opened_at = now - age_ms
         # Audio dropped from the pre-connect buffer never reaches this session's input timeline.
         self._input_base_ms = self._inbound_ms - self._buffered_ms
-        actions: list[Action] = [ConfigureSession()]
+        actions: list[Action] = [] if configured else [ConfigureSession()]  # configured: at a signed webhook
         actions.extend(self._opening_words(now))  # the greeting (AnsweringKeeping: held while the answer is unknown)
         actions.extend(self._flush_buffered())
         actions.extend(self._after_tools(now))  # keys pressed before the session opened
         return tuple(actions)
 
-    def upstream_reopened(self, now: float) -> tuple[Action, ...]:
-        """A replacement session is open: configure it, restore the conversation, flush the waiting audio."""
+    def upstream_reopened(self, now: float, *, age_ms: float = 0.0) -> tuple[Action, ...]:
+        """A replacement session is open (`age_ms` old when warm): configure it, restore the conversation,
+        flush the waiting audio."""
         self.upstream_ready = True
-        self.session_opened_at = self._quiet_since = now
+        self._quiet_since = now
+        self.session_opened_at = now - age_ms
         self._input_base_ms = self._inbound_ms - self._buffered_ms  # the new session's input starts here
         return (ConfigureSession(), RestoreConversation(self.conversation.replay()), *self._opening_words(now),
                 *self._flush_buffered(), *self._after_tools(now))  # a tool that finished meanwhile: answer it

@@ -227,7 +227,8 @@ class MediaSession(CallControl, CallRecord):
                                send_digits=self.send_digits if sends_keys else None)
         self.log.info("call_started", upstream=self.upstream.describe(), dialect=self.upstream.dialect,
                       codec=start.codec.name, agent=self.agent.name)
-        self.link = UpstreamLink(self.upstream, face, self.log, self.upstream_event, self.upstream_change)
+        self.link = UpstreamLink(self.upstream, face, self.log, self.upstream_event, self.upstream_change,
+                                 claim=state.warm and state.warm.claimer(start.call_id, self.upstream, face))
         self.upstream_task = asyncio.create_task(self.link.run(), name=f"upstream-{start.call_id}")
         self.monitor_task = asyncio.create_task(self.monitor(), name=f"monitor-{start.call_id}")
         return True
@@ -249,9 +250,10 @@ class MediaSession(CallControl, CallRecord):
             if change.replacement:
                 self.log.info("upstream_reconnected", reason=change.reason, detail=change.detail,
                               reconnects=call.stats.reconnects, recycles=call.stats.recycles)
-                await self.perform(call.upstream_reopened(now))
+                await self.perform(call.upstream_reopened(now, age_ms=change.age_s * 1000.0))
             else:
-                await self.perform(call.upstream_opened(now))
+                await self.perform(call.upstream_opened(now, configured=change.configured,
+                                                        age_ms=change.age_s * 1000.0))
         elif type(change) is Closed:
             await self.perform(call.upstream_closed(change.code, change.reason, now))
         elif type(change) is Failed:

@@ -5,6 +5,11 @@
 event to `on_event`; it tells `on_change` when a session opened, closed, or could not be opened. When
 the call asks for a new session (`request_switch`, from a `Reconnect` action) it closes the old socket,
 waits the delay the call chose, opens a new one and says so. It decides nothing about the call.
+
+With a `claim` (the warm pool, `http/warm.py`), a session is first asked of it: a claimed session is
+already open (its `age_s` is told, so the call renews it in time) and may already be configured for the
+call (`configured`: its webhook did that); the frames it received while it waited are handed to the
+call's face first, as if they had just arrived.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from gateway.core.events import SessionUpdated, UpstreamEvent
 from gateway.observability import metrics
 from gateway.realtime.connection import UpstreamConnectError, open_realtime_with_retries, send_text_now
 from gateway.realtime.face import RealtimeFace
+from gateway.realtime.pool import WarmSession
 
 UPSTREAM_CLOSE_TIMEOUT_S = 1.0
 STALL_BYTES = 16 * 1024  # a send buffer holding more than this is not draining (see core.watch)
@@ -31,11 +37,14 @@ STALL_BYTES = 16 * 1024  # a send buffer holding more than this is not draining 
 
 @dataclass(frozen=True)
 class Opened:
-    """A session is open; `replacement`: it replaces one the call asked to switch (`reason`)."""
+    """A session is open; `replacement`: it replaces one the call asked to switch (`reason`). A warm one
+    (claimed, not dialled) is `age_s` old, and `configured` when its webhook sent our session.update."""
 
     replacement: bool = False
     reason: str = ""
     detail: str = ""
+    configured: bool = False
+    age_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,16 @@ class UpstreamLink:
         log: Any,
         on_event: Callable[[UpstreamEvent, float], Awaitable[None]],
         on_change: Callable[[SessionChange], Awaitable[None]],
+        claim: Callable[[], Awaitable[WarmSession | None]] | None = None,
     ) -> None:
         self.upstream = upstream
         self.face = face
         self.log = log
         self.on_event = on_event
         self.on_change = on_change
+        self.claim = claim  # a warm session instead of a handshake, when there is one
+        self._warm: Opened = Opened()  # how the session `_open` returned was had
+        self._pending: list[bytes] = []  # a warm session's frames, decoded before its socket's
         self.conn: ClientConnection | None = None  # the current session; None while switching
         self.ready = False  # the first session applied our configuration (session.updated)
         self.failure_counted = False  # gateway_upstream_connect_failures_total counted this call
@@ -137,7 +150,7 @@ class UpstreamLink:
             conn = await self._open(first=True)
             if conn is None:
                 return
-            await self.on_change(Opened())
+            await self.on_change(self._warm)
             while True:
                 code, reason = await self._pump(conn)
                 if self._switch is None:
@@ -154,7 +167,7 @@ class UpstreamLink:
                 conn = await self._open(first=False)
                 if conn is None:
                     return
-                await self.on_change(Opened(replacement=True, reason=why, detail=detail))
+                await self.on_change(Opened(replacement=True, reason=why, detail=detail, age_s=self._warm.age_s))
         except Exception:
             self.log.exception("upstream_session_failed")
             await self.on_change(Failed("internal error on the upstream side"))
@@ -169,6 +182,21 @@ class UpstreamLink:
 
         if first:
             self._opening = time.perf_counter()
+        self._warm = Opened()
+        if self.claim is not None:
+            try:
+                warm = await self.claim()
+            except Exception:  # the pool's trouble is no reason to fail the call: dial out
+                self.log.exception("upstream_warm_claim_failed")
+                warm = None
+            if warm is not None:
+                self._warm = Opened(configured=first and warm.configured is not None,
+                                    age_s=warm.age_s(self._loop.time()))
+                self._pending = warm.frames
+                self.log.info("upstream_warm_session", age_s=round(self._warm.age_s, 1),
+                              configured=self._warm.configured, reconnect=not first)
+                self.conn = warm.conn
+                return warm.conn
         try:
             conn = await open_realtime_with_retries(upstream, retrying)
         except UpstreamConnectError as exc:
@@ -186,10 +214,12 @@ class UpstreamLink:
         loop = self._loop
         decode = self.face.decode
         on_event = self.on_event
+        pending, self._pending = self._pending, []
         try:
             recv = conn.recv
             while True:
-                raw = await recv(decode=False)  # orjson parses bytes: no str decode per event
+                # orjson parses bytes: no str decode per event; a warm session's first frames first
+                raw = pending.pop(0) if pending else await recv(decode=False)
                 received = loop.time() * 1000.0
                 event = decode(raw)
                 if type(event) is SessionUpdated and not self.ready:

@@ -2,7 +2,8 @@
 
 Carrier-neutral: the carrier verifies the request, reads the call from it and writes the answer in
 its own markup; this handler checks capacity and mints the single-use stream token the media socket
-will require.
+will require. For a signed webhook (the carrier's signature verified), it also has a warm upstream session
+configured for the call's stream, when the warm pool is on (`http/warm.py`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from aiohttp import web
 from multidict import MultiDict
 
 from gateway.carriers.base import WebhookRefused, WebhookRequest
+from gateway.http.call_agent import choose
 from gateway.http.stream_tokens import binding
 from gateway.http.urls import carrier_of, public_base_url, websocket_url
 from gateway.observability import metrics
+from gateway.realtime.connection import with_model
 from gateway.state import STATE
 
 log = structlog.get_logger("gateway.voice")
@@ -57,6 +60,12 @@ async def voice_webhook(request: web.Request) -> web.Response:
             parameters[name] = value[:200]
     parameters["token"] = state.tokens.mint(call.call_id, binding(parameters))
     answer = carrier.answer(call, websocket_url(state, request, f"/media/{carrier.name}"), parameters)
+    if state.warm is not None and carrier.signs_webhooks and state.agents is not None:
+        # Verified above: never for a stranger's request. Configured for the agent the stream will choose
+        # (the same choice, from the same parameters); an agent on another model than the pool's dials out.
+        profile, agent = choose(state.agents, parameters, log_call)
+        if with_model(state.upstream, profile.model) is state.upstream:
+            state.warm.park_for(call.call_id, carrier, agent, state.tokens.ttl_s)
     metrics.WEBHOOKS.labels("accepted").inc()
     log_call.info("call_answered", direction=call.direction, agent=agent)
     return web.Response(text=answer.body, content_type=answer.content_type)

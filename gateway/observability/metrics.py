@@ -44,6 +44,9 @@ CALL_API_RESULTS = ("placed", "bad_request", "forbidden", "unauthorized", "off",
                     "unavailable", "carrier_error", "not_found", "conflict", "hung_up", "transferred")
 STATUS_CALLBACK_RESULTS = ("accepted", "forbidden", "bad_request", "unknown_call")
 RECORDING_RESULTS = ("written", "failed")
+WARM_CLAIM_RESULTS = ("hit", "miss")
+WARM_DISCARD_REASONS = ("closed", "error", "unexpected", "renewed", "expired", "shutdown")
+WARM_PARKED_OUTCOMES = ("parked", "claimed", "expired", "mismatch", "lost", "failed", "unavailable", "full")
 UNKNOWN_TOOL = "unknown"  # the `tool` label of a function the tools file does not declare
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -151,6 +154,22 @@ RECORDINGS = Counter("gateway_recordings_total", "Call recordings (RECORDINGS_DI
                      registry=REGISTRY)
 RECORDINGS_TRUNCATED = Counter("gateway_recordings_truncated_total", "Call recordings stopped early at "
                                "RECORDINGS_MAX_MINUTES.", registry=REGISTRY)
+WARM_IDLE = Gauge("gateway_warm_upstream_sessions_idle", "Open, idle upstream sessions waiting in the warm pool "
+                  "(WARM_UPSTREAM_SESSIONS) for a call to claim.", registry=REGISTRY)
+WARM_CLAIMS = Counter("gateway_warm_upstream_claims_total", "Calls (or signed webhooks) that asked the warm pool for a "
+                      "session, by result (hit: claimed one; miss: none idle, the call dialled out).", ["result"],
+                      registry=REGISTRY)
+WARM_DISCARDED = Counter("gateway_warm_upstream_discarded_total", "Idle warm sessions closed without a call, by reason "
+                         "(closed: by the upstream; error: an error event while idle; unexpected: events while idle; "
+                         "renewed: replaced before the session cap; expired: past the renewal grace; shutdown).",
+                         ["reason"], registry=REGISTRY)
+WARM_OPEN_FAILURES = Counter("gateway_warm_upstream_open_failures_total", "Warm pool sessions that could not be "
+                             "opened (the pool backs off exponentially).", registry=REGISTRY)
+WARM_PARKED = Counter("gateway_warm_upstream_parked_total", "Warm sessions configured at a signed webhook for its "
+                      "call, by outcome (parked; claimed by the call's stream; expired: no stream within the stream "
+                      "token's lifetime; mismatch: the stream needed another configuration; lost: closed while "
+                      "parked; failed: not configured; unavailable: none idle; full: too many parked).",
+                      ["outcome"], registry=REGISTRY)
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "How late the event loop runs a timer: an overloaded "
                      "process shows here before callers hear it.", buckets=FAST_BUCKETS, registry=REGISTRY)
 
@@ -201,6 +220,12 @@ def initialise_labels(carriers: Iterable[str], provider: str, agents: Iterable[s
         DTMF_KEYS.labels(direction)
     for result in RECORDING_RESULTS:
         RECORDINGS.labels(result)
+    for result in WARM_CLAIM_RESULTS:
+        WARM_CLAIMS.labels(result)
+    for reason in WARM_DISCARD_REASONS:
+        WARM_DISCARDED.labels(reason)
+    for outcome in WARM_PARKED_OUTCOMES:
+        WARM_PARKED.labels(outcome)
 
 
 _known_tools: set[str] = set()

@@ -330,8 +330,13 @@ class EchoLine:
         max_session_s: float | None = None,
         record_audio_events: bool = True,
         tool_script: ToolScript | None = None,
+        handshake_delay_ms: float = 0.0,
+        session_update_delay_ms: float = 0.0,
     ) -> None:
         self.host = host
+        # A real upstream's set-up latency (sim/echo_settings.py): before answering the upgrade, and
+        # before applying a session.update (the events after it wait, as the server handles them in order).
+        self.handshake_delay_ms, self.session_update_delay_ms = handshake_delay_ms, session_update_delay_ms
         self.api_key = api_key
         self.pace = pace
         self.delta_ms = delta_ms
@@ -400,6 +405,10 @@ class EchoLine:
         return f"openai-insecure-api-key.{self.api_key}" in offered
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
+        if self.handshake_delay_ms:
+            await asyncio.sleep(self.handshake_delay_ms / 1000.0)
+            if request.transport is None or request.transport.is_closing():  # the client gave up meanwhile
+                return web.Response(status=499)
         dialect = dialect_for(request.path, request.headers)
         reject = dialect == "beta" and ROUTES[request.path] is None and self.reject_beta_on_openai_path
         return await self._accept(request, dialect, reject)

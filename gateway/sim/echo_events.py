@@ -5,6 +5,7 @@ turn detection, conversation items, and response create/cancel. Mixed into `Echo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 
@@ -62,6 +63,8 @@ class ClientEventsMixin:
             self.speech_item_id = None
 
     async def _on_session_update(self, event: dict, event_id: str | None) -> None:
+        if self._line.session_update_delay_ms:
+            await asyncio.sleep(self._line.session_update_delay_ms / 1000.0)
         update = event.get("session")
         if update is None:
             await self.error(

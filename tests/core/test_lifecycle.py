@@ -17,6 +17,7 @@ from gateway.core.events import (
     AudioDone,
     ClearPlayback,
     ConfigureSession,
+    Greet,
     Hangup,
     ItemAdded,
     Note,
@@ -26,6 +27,7 @@ from gateway.core.events import (
     ResponseDone,
     RestoreConversation,
     SendMark,
+    SessionUpdated,
     SpeechStarted,
     SpeechStopped,
     TranscriptDelta,
@@ -388,3 +390,32 @@ def test_speech_stopped_is_placed_on_the_first_sessions_input_timeline_after_buf
     call.upstream_event(ResponseCreated("r1"), 1100)
     call.upstream_event(AudioDelta("r1", "A", 0, audio(100)), 1300)
     assert call.stats.turn_latencies_ms == [400]  # not 500: the dropped 100 ms never reached the session
+
+
+# --- a warm session (claimed from the pool, maybe configured at the webhook) -------------------------
+
+
+def test_a_session_configured_at_the_webhook_is_not_configured_again():
+    call = Call(greeting="Hello")
+    call.carrier_audio(audio(20), 0)
+    assert call.upstream_opened(40, configured=True) == (Greet("Hello"), AppendAudio(audio(20)))
+    assert call.upstream_ready
+    # Its session.updated (replayed from the warm session's frames) puts the agent on the line.
+    call.stream_started_at = 0
+    call.upstream_event(SessionUpdated("sess_1"), 40)
+    assert call.session_ready and call.stats.upstream_ready_ms == 40
+
+
+def test_a_warm_session_claimed_unconfigured_is_configured_as_a_dialled_one():
+    call = Call(greeting="Hello")
+    assert call.upstream_opened(0, age_ms=120_000) == (ConfigureSession(), Greet("Hello"))
+
+
+def test_a_warm_sessions_renewal_counts_from_when_the_session_opened():
+    call = Call(session_max_s=60)
+    call.upstream_opened(1_000, age_ms=20_000)  # it waited 20 s in the pool
+    assert tick(call, 40_999) == ()
+    assert recycled(tick(call, 41_000), 0)  # 60 s of the session's life, not of the call's
+    assert call.upstream_reopened(41_100, age_ms=5_000)[0] == ConfigureSession()  # a warm replacement
+    assert tick(call, 96_099) == ()
+    assert recycled(tick(call, 96_100), 0)
