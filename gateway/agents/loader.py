@@ -37,6 +37,7 @@ from gateway.agent_settings import GA_VOICES, MAX_INSTRUCTIONS_CHARS, Agent, Sto
 from gateway.agents.profile import AgentBook, Profile, Route, Voicemail
 from gateway.core.idle import IdlePolicy
 from gateway.env import ConfigError
+from gateway.filecheck import FileCheck, kind
 from gateway.tools.loader import load_tools_file
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -55,62 +56,14 @@ TURN_FIELDS = ("mode", "threshold", "prefix_padding_ms", "silence_duration_ms", 
                "interrupt_response")
 
 
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-class _Check:
-    """Collects every problem of the file, each prefixed with where it is."""
+class _Check(FileCheck):
+    """The agents file's problems; its strings are bounded (2000 characters unless said)."""
 
     def __init__(self, source: str) -> None:
-        self.source = source
-        self.errors: list[str] = []
+        super().__init__("AGENTS_FILE", source)
 
-    def error(self, where: str, message: str) -> None:
-        self.errors.append(f"AGENTS_FILE {self.source}: {where}: {message}")
-
-    def mapping(self, value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.error(where, f"must be a mapping (got {_kind(value)})")
-            return None
-        unknown = [str(k) for k in value if allowed is not None and k not in allowed]
-        if unknown:
-            self.error(where, f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                       f"(known: {', '.join(allowed or ())})")
-        return value
-
-    def text(self, entry: Mapping[str, Any], key: str, where: str, limit: int = 2000) -> str | None:
-        value = entry.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.error(f"{where}.{key}", f"must be a non-empty string (got {_kind(value)})")
-            return None
-        if len(value) > limit:
-            self.error(f"{where}.{key}", f"must be at most {limit} characters long (got {len(value)})")
-            return None
-        return value.strip()
-
-    def number(self, entry: Mapping[str, Any], key: str, where: str, default: float, lo: float, hi: float) -> float:
-        value = entry.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            self.error(f"{where}.{key}", f"must be a number from {lo:g} to {hi:g} (got {value!r})")
-            return default
-        return float(value)
-
-    def flag(self, entry: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-        value = entry.get(key, default)
-        if not isinstance(value, bool):
-            self.error(f"{where}.{key}", f"must be true or false (got {value!r})")
-            return default
-        return value
-
-    def choice(self, entry: Mapping[str, Any], key: str, where: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = entry.get(key, default)
-        if value not in allowed:
-            self.error(f"{where}.{key}", f"must be one of {', '.join(allowed)} (got {value!r})")
-            return default
-        return str(value)
+    def text(self, entry: Mapping[str, Any], key: str, where: str, limit: int = 2000) -> str | None:  # type: ignore[override]
+        return super().text(entry, key, where, limit=limit)
 
 
 def read_file(path: Path, source: str) -> Any:
@@ -151,7 +104,7 @@ class _Profiles:
         voice = self._voice(entry, where)
         greeting = entry.get("greeting", base.greeting)
         if greeting is not None and (not isinstance(greeting, str) or len(greeting) > 2000):
-            check.error(f"{where}.greeting", f"must be a string of at most 2000 characters (got {_kind(greeting)})")
+            check.error(f"{where}.greeting", f"must be a string of at most 2000 characters (got {kind(greeting)})")
             greeting = base.greeting
         turn = self._turn(entry.get("turn_detection"), f"{where}.turn_detection")
         transcription_model, language = base.transcription_model, base.transcription_language
@@ -231,7 +184,7 @@ class _Profiles:
             return None
         version = entry.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
-            check.error(f"{where}.version", f"must be a version string or number (got {_kind(version)})")
+            check.error(f"{where}.version", f"must be a version string or number (got {kind(version)})")
             version = None
         variables = entry.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str | int | float)
@@ -367,7 +320,7 @@ def _routes(check: _Check, value: Any, profiles: Mapping[str, Profile], named: M
             if entry is not None:
                 pairs.append((entry.get("number"), entry.get("agent")))
     else:
-        check.error("routes", f"must map numbers to agents (got {_kind(value)})")
+        check.error("routes", f"must map numbers to agents (got {kind(value)})")
     routes = []
     seen: set[str] = set()
     for number, agent in pairs:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import STATE, create_app, make_runner
+from gateway.bench.report import machine as bench_machine
 from gateway.config import load_settings
 from gateway.observability import metrics
 from gateway.observability.logging import configure_logging
@@ -137,14 +136,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU {model or platform.processor()}, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    """The machine in one line, from the load bench's description of it."""
+    m = bench_machine()
+    return f"{m['cores']} CPU {m['cpu'] or m['platform']}, {m['platform']}, Python {m['python']}"
 
 
 def report(results: list[ModeResult], args: argparse.Namespace) -> str:

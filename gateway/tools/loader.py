@@ -33,6 +33,7 @@ from jsonschema.validators import validator_for
 
 from gateway.core import keypad as kp
 from gateway.env import ConfigError, Secret
+from gateway.filecheck import FileCheck, kind
 from gateway.tools.spec import (
     BUILTINS,
     DEFAULT_ERROR,
@@ -66,45 +67,12 @@ _CREDENTIAL_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session"
 _NO_KEY = ("none", "off")  # dtmf.terminator / commit_key: no such key
 
 
-class _Check:
-    """Collects every problem of the file, each prefixed with where it is."""
+class _Check(FileCheck):
+    """Collects every problem of the file, each prefixed with where it is; resolves ${NAME} references."""
 
     def __init__(self, source: str, environ: Mapping[str, str]) -> None:
-        self.source = source
+        super().__init__("TOOLS_FILE", source)
         self.environ = environ
-        self.errors: list[str] = []
-
-    def error(self, where: str, message: str) -> None:
-        self.errors.append(f"TOOLS_FILE {self.source}: {where}: {message}")
-
-    def mapping(self, value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.error(where, f"must be a mapping (got {_kind(value)})")
-            return None
-        unknown = [k for k in value if k not in allowed]
-        if unknown:
-            self.error(where, f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
-                       f"(known: {', '.join(allowed)})")
-        return value
-
-    def text(self, entry: dict[str, Any], key: str, where: str, *, required: bool = False,
-             default: str | None = None) -> str | None:
-        value = entry.get(key)
-        if value is None:
-            if required:
-                self.error(f"{where}.{key}", "is required")
-            return default
-        if not isinstance(value, str) or not value.strip():
-            self.error(f"{where}.{key}", f"must be a non-empty string (got {_kind(value)})")
-            return default
-        return value.strip()
-
-    def number(self, entry: dict[str, Any], key: str, where: str, default: float, lo: float, hi: float) -> float:
-        value = entry.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            self.error(f"{where}.{key}", f"must be a number from {lo:g} to {hi:g} (got {value!r})")
-            return default
-        return float(value)
 
     def resolve(self, value: str, where: str) -> tuple[str, bool]:
         """`value` with its ${NAME} references resolved; True when it had any."""
@@ -128,7 +96,7 @@ class _Check:
         if value is None:
             return ()
         if not isinstance(value, dict):
-            self.error(where, f"must be a mapping of header names to values (got {_kind(value)})")
+            self.error(where, f"must be a mapping of header names to values (got {kind(value)})")
             return ()
         out: list[tuple[str, Secret | str]] = []
         for name, raw in value.items():
@@ -137,7 +105,7 @@ class _Check:
                 self.error(at, "is not a valid HTTP header name")
                 continue
             if not isinstance(raw, str):
-                self.error(at, f"must be a string (got {_kind(raw)})")
+                self.error(at, f"must be a string (got {kind(raw)})")
                 continue
             resolved, from_env = self.resolve(raw, at)
             if not from_env and _CREDENTIAL_HEADER.search(name):
@@ -162,11 +130,6 @@ class _Check:
         return url
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def _parameters(check: _Check, entry: dict[str, Any], where: str) -> dict[str, Any]:
@@ -368,7 +331,7 @@ def parse_tools(data: Any, environ: Mapping[str, str], *, source: str = "(inline
     for key, build, taken, out in (("http_tools", _http_tool, names, http), ("mcp_servers", _mcp_server, labels, mcp)):
         entries = data.get(key) or []
         if not isinstance(entries, list):
-            check.error(key, f"must be a list (got {_kind(entries)})")
+            check.error(key, f"must be a list (got {kind(entries)})")
             continue
         for i, entry in enumerate(entries):
             built = build(check, entry, f"{key}[{i}]", taken)
