@@ -130,8 +130,6 @@ class _Check(FileCheck):
         return url
 
 
-
-
 def _parameters(check: _Check, entry: dict[str, Any], where: str) -> dict[str, Any]:
     schema = entry.get("parameters", {"type": "object", "properties": {}})
     at = f"{where}.parameters"
