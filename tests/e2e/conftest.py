@@ -81,3 +81,11 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float:
     wanted = (labels or {}).items()
     return sum(s.value for metric in metrics.REGISTRY.collect() for s in metric.samples
                if s.name == name and wanted <= s.labels.items())
+
+
+def twiml_parameters(twiml: str) -> dict[str, str]:
+    """The <Parameter>s of a <Connect><Stream> answer: what the carrier hands back in the stream's start
+    (the token, and the agent it is bound to)."""
+    import xml.etree.ElementTree as ET
+
+    return {p.get("name", ""): p.get("value", "") for p in ET.fromstring(twiml).iter("Parameter")}

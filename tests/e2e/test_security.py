@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallScript, SimulatedCaller
 
-from .conftest import AUTH_TOKEN, Gateway, sample
+from .conftest import AUTH_TOKEN, Gateway, sample, twiml_parameters
 
 
 def test_twilio_signature_test_vector():
@@ -23,11 +23,13 @@ def test_twilio_signature_test_vector():
     assert RequestValidator("12345").validate(url, params, "L/OH5YylLD5NRKLltdqwSvS0BnU=")
 
 
-async def raw_stream(gateway: Gateway, token: str | None, call_sid: str = "CA" + "1" * 32) -> tuple[int | None, str]:
-    """Open /media and send Twilio's connected + start with the given token; return the close code."""
+async def raw_stream(gateway: Gateway, token: str | dict[str, str] | None,
+                     call_sid: str = "CA" + "1" * 32) -> tuple[int | None, str]:
+    """Open /media and send Twilio's connected + start with the given token (or all the stream's parameters,
+    as the webhook's answer named them); return the close code."""
     async with aiohttp.ClientSession() as http, http.ws_connect(gateway.url.replace("http", "ws") + "/media") as ws:
         await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
-        params = {} if token is None else {"token": token}
+        params = {} if token is None else token if isinstance(token, dict) else {"token": token}
         start = {"event": "start", "sequenceNumber": "1", "streamSid": "MZ" + "2" * 32,
                  "start": {"accountSid": "AC" + "3" * 32, "streamSid": "MZ" + "2" * 32, "callSid": call_sid,
                            "tracks": ["inbound"], "customParameters": params,
@@ -55,9 +57,8 @@ async def test_missing_token_is_refused(gateway: Gateway):
 async def test_replayed_token_is_refused(gateway: Gateway):
     caller = SimulatedCaller(gateway.url)
     await caller.run(CallScript(utterances=[speech_like(300)], answer_timeout_ms=3000))
-    token = caller.report.stream_parameters["token"]
     sessions = len(gateway.echo.sessions)
-    code, reason = await raw_stream(gateway, token, caller.call_sid)
+    code, reason = await raw_stream(gateway, caller.report.stream_parameters, caller.call_sid)
     assert code == 1008 and "replayed" in reason
     assert len(gateway.echo.sessions) == sessions
 
@@ -66,8 +67,8 @@ async def test_token_of_another_call_is_refused(gateway: Gateway):
     caller = SimulatedCaller(gateway.url)
     _, body = await caller.webhook()
     await caller.close()
-    token = body.split('name="token" value="')[1].split('"')[0]
-    code, _ = await raw_stream(gateway, token, call_sid="CA" + "9" * 32)
+    code, reason = await raw_stream(gateway, twiml_parameters(body), call_sid="CA" + "9" * 32)
+    assert "bad_signature" in reason
     assert code == 1008
     assert gateway.echo.sessions == []
 
@@ -112,12 +113,12 @@ async def test_malformed_and_unknown_frames_are_counted_and_ignored(gateway: Gat
         assert sample("gateway_carrier_protocol_errors_total", {**labels, "kind": k}) == before[k] + 1, k
 
 
-async def signed_token(gateway: Gateway, call_sid: str) -> str:
+async def signed_parameters(gateway: Gateway, call_sid: str) -> dict[str, str]:
     caller = SimulatedCaller(gateway.url, auth_token=AUTH_TOKEN, call_sid=call_sid)
     status, body = await caller.webhook()
     await caller.close()
     assert status == 200
-    return body.split('name="token" value="')[1].split('"')[0]
+    return twiml_parameters(body)
 
 
 async def test_media_handshake_with_a_bad_signature_is_refused_before_the_upgrade(signed_gateway: Gateway):
@@ -143,11 +144,11 @@ async def test_media_handshake_signed_over_either_url_form_or_unsigned_is_let_th
     for i, headers in enumerate([{"X-Twilio-Signature": validator.compute_signature(media + "/", {})},
                                  {"X-Twilio-Signature": validator.compute_signature(media, {})}, {}]):
         call_sid = f"CA{i:032d}"
-        token = await signed_token(signed_gateway, call_sid)
+        parameters = await signed_parameters(signed_gateway, call_sid)
         async with aiohttp.ClientSession() as http, http.ws_connect(media, headers=headers) as ws:
             start = {"event": "start", "streamSid": "MZ" + "2" * 32, "start": {
                 "accountSid": "AC" + "3" * 32, "streamSid": "MZ" + "2" * 32, "callSid": call_sid,
-                "customParameters": {"token": token},
+                "customParameters": parameters,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
             await ws.send_str(orjson.dumps(start).decode())
             session = await signed_gateway.echo.wait_for_session(i)

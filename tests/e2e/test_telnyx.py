@@ -181,7 +181,7 @@ async def test_telnyx_ids_are_required(gateway: Gateway):
         stream = root.find("./Connect/Stream")
         assert stream is not None and (stream.get("url") or "").endswith("/media/telnyx")
         assert stream.get("bidirectionalMode") == "rtp" and stream.get("bidirectionalCodec") == "PCMU"
-        assert [p.get("name") for p in stream.findall("Parameter")] == ["token", "from", "to"]
+        assert [p.get("name") for p in stream.findall("Parameter")] == ["token", "agent", "from", "to"]
         for bad, field_name in ((form(call_sid="fcc47bc6-e428-11ed-ad79-02420aef00b4"), "CallSid"),
                                 (form(call_sid="CA" + "ab" * 16), "CallSid"), (form(call_sid=""), "CallSid"),
                                 (form(account_sid="AC" + "ab" * 16), "AccountSid"),

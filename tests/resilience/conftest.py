@@ -16,9 +16,9 @@ from gateway.sim.caller import CallReport, CallScript, SimulatedCaller
 from gateway.sim.echo import EchoLine
 from gateway.sim.twilio_api import FakeTwilioApi
 
-from ..e2e.conftest import AUTH_TOKEN, Gateway, sample, start_gateway
+from ..e2e.conftest import AUTH_TOKEN, Gateway, sample, start_gateway, twiml_parameters
 
-__all__ = ["AUTH_TOKEN", "Gateway", "sample", "start_gateway"]
+__all__ = ["AUTH_TOKEN", "Gateway", "sample", "start_gateway", "twiml_parameters"]
 
 
 async def start_gateway_at(upstream_url: str, **env: str) -> tuple[Gateway, web.AppRunner]:

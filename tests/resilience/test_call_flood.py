@@ -15,7 +15,16 @@ import pytest
 from gateway.sim.audio import FRAME_BYTES, speech_like
 from gateway.sim.echo import EchoLine
 
-from .conftest import Gateway, assert_unaffected, bystander, no_leaks, sample, start_gateway, tasks_now
+from .conftest import (
+    Gateway,
+    assert_unaffected,
+    bystander,
+    no_leaks,
+    sample,
+    start_gateway,
+    tasks_now,
+    twiml_parameters,
+)
 
 CALLS = 1000
 AT_ONCE = 50
@@ -52,12 +61,12 @@ async def one_call(http: aiohttp.ClientSession, gw: Gateway, i: int) -> int | No
     async with http.post(gw.url + "/voice", data={"CallSid": call_sid, "From": "+15005550006",
                                                   "To": "+15005550001"}) as resp:
         body = await resp.text()
-    token = body.split('name="token" value="')[1].split('"')[0]
+    parameters = twiml_parameters(body)  # the token, and the agent it is bound to
     async with http.ws_connect(gw.url.replace("http", "ws") + "/media") as ws:
         await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
         await ws.send_str(orjson.dumps({"event": "start", "streamSid": stream_sid, "start": {
             "accountSid": "AC" + "3" * 32, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-            "customParameters": {"token": token},
+            "customParameters": parameters,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}).decode())
         if i % 2:
             for k, payload in enumerate(TURN):

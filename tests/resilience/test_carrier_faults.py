@@ -24,6 +24,7 @@ from .conftest import (
     start_gateway,
     start_gateway_at,
     tasks_now,
+    twiml_parameters,
 )
 
 CARRIER = {"carrier": "twilio"}
@@ -70,18 +71,19 @@ async def test_garbage_binary_and_foreign_frames_are_counted_and_the_call_goes_o
         await runner.cleanup()
 
 
-async def webhook_token(gw_url: str, call_sid: str) -> str:
+async def webhook_token(gw_url: str, call_sid: str) -> dict[str, str]:
+    """The stream parameters the webhook's answer names: the token, and the agent it is bound to."""
     caller = SimulatedCaller(gw_url, call_sid=call_sid)
     status, body = await caller.webhook()
     await caller.close()
     assert status == 200
-    return body.split('name="token" value="')[1].split('"')[0]
+    return twiml_parameters(body)
 
 
-def start_frame(call_sid: str, stream_sid: str, token: str) -> str:
+def start_frame(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
     return orjson.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
         "accountSid": "AC" + "3" * 32, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-        "customParameters": {"token": token},
+        "customParameters": parameters,
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}).decode()
 
 
