@@ -98,6 +98,7 @@ class FakeTwilioApi:
         self.created: list[dict[str, Any]] = []  # creations: account, user, password, form (repeated keys: lists)
         self.received = asyncio.Event()  # an update arrived
         self.status = 200  # answer updates with this (an error JSON otherwise)
+        self.verdict_first = False  # a human's AMD verdict posted before the stream opens (Twilio may be that quick)
         self.answer_when: asyncio.Event | None = None  # hold update answers until this is set
         self.calls: dict[str, DialledCall] = {}
         self._runner: web.AppRunner | None = None
@@ -253,6 +254,10 @@ class FakeTwilioApi:
         caller = SimulatedCaller(gateway, auth_token=self.auth_token, call_sid=call.sid, account_sid=call.account,
                                  from_=call.to, to=call.from_)
         call.caller = caller
+        early = self.verdict_first and call.answer == "human" and call.amd_url is not None
+        if early:
+            await self._callback(call, "amd", call.amd_url or "",
+                                 {"AnsweredBy": "human", "MachineDetectionDuration": "700"})
         try:
             await caller.stream(call.twiml)
         except Exception as exc:
@@ -271,7 +276,7 @@ class FakeTwilioApi:
                                                                   "MachineDetectionDuration": "2200"})
             call.report = await speaking
         else:
-            if call.amd_url:
+            if call.amd_url and not early:
                 await self._callback(call, "amd", call.amd_url, {"AnsweredBy": "human",
                                                                   "MachineDetectionDuration": "900"})
             call.report = await caller.speak(self.human or human_script())

@@ -8,6 +8,7 @@ limits (MAX_CONCURRENT_CALLS, OUTBOUND_MAX_PER_MINUTE)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,28 @@ async def test_a_machine_answer_reaches_the_live_session_and_gets_the_voicemail(
     assert record["result"] == "machine"
     assert row["outcome"] == "voicemail" and row["outbound"]["answered_by"] == "machine"
     assert sample("gateway_outbound_calls_total", {"result": "machine"}) == before + 1
+
+
+async def test_a_verdict_that_comes_before_the_stream_is_given_to_it_at_its_start(echo, fake, tmp_path: Path):
+    fake.verdict_first = True  # the AMD callback reaches the gateway before the media stream opens
+    gw, runner = await outbound_gateway(echo, "ga", fake, tmp_path)
+    agent = dataclasses.replace(gw.state.settings.agent, greeting="Hi, this is Ada from the clinic.")
+    gw.state.agents = AgentBook({"default": Profile("default", agent)}, "default")
+    try:
+        status, answer, _ = await api(gw, "POST", "/calls", {"to": TO, "from": FROM, "machine_detection": True})
+        assert status == 201, answer
+        call = fake.calls[answer["id"]]
+        await asyncio.wait_for(call.done.wait(), 15)
+        (row,) = await summaries(gw, tmp_path)
+    finally:
+        await runner.cleanup()
+    amd = [c for c in call.callbacks if c["kind"] == "amd"]
+    assert [c["fields"]["AnsweredBy"] for c in amd] == ["human"]
+    # The held greeting went as soon as the stream started (not after the 30 s bound), and the person heard it.
+    greets = [e["response"] for e in echo.sessions[0].received if e["type"] == "response.create"]
+    assert greets and greets[0]["metadata"] == {"purpose": "greeting"}
+    assert row["answered_by"] == "human" and row["outcome"] == "completed"
+    assert call.report is not None and call.report.errors == [] and call.report.media_ms_received > 0
 
 
 @pytest.mark.parametrize("answer", ["busy", "no-answer"])
