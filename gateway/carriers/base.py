@@ -241,6 +241,12 @@ class Carrier(ABC):
     def stream_face(self) -> StreamFace:
         """A new face for one media stream."""
 
+    @property
+    def answer_codec(self) -> Codec:
+        """The codec its streams will carry, as its webhook answers ask for it (a warm session is configured
+        for it before the stream says so): the preferred one, unless the carrier's settings choose."""
+        return self.capabilities.codecs[0]
+
     # --- call control ------------------------------------------------------------------------------
 
     @abstractmethod

@@ -64,11 +64,11 @@ class WarmSessions:
     # --- at the webhook ------------------------------------------------------------------------
 
     def park_for(self, call_id: str, carrier: Carrier, agent: Agent, ttl_s: float) -> None:
-        """A signed webhook answered this call: configure a warm session for its stream, in the carrier's
-        preferred codec, kept for `ttl_s` (the stream token's lifetime)."""
+        """A signed webhook answered this call: configure a warm session for its stream, in the codec the
+        carrier's answer names (`Carrier.answer_codec`), kept for `ttl_s` (the stream token's lifetime)."""
         capabilities = carrier.capabilities
         try:
-            face = RealtimeFace(self.pool.upstream.dialect, agent, capabilities.codecs[0],
+            face = RealtimeFace(self.pool.upstream.dialect, agent, carrier.answer_codec,
                                 send_dtmf=bool(capabilities.send_dtmf))
         except ValueError:  # a codec only a converting face takes: nothing to configure ahead
             return

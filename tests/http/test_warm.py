@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from gateway.config import Agent
 from gateway.realtime import dialect as shapes
 from gateway.sim.audio import speech_like
 from gateway.sim.caller import CallScript, SimulatedCaller
+from gateway.sim.telnyx_caller import TelnyxCaller, public_key_of
 
 from ..e2e.conftest import AUTH_TOKEN, sample, start_gateway
 
@@ -160,5 +163,25 @@ async def test_the_webhook_configures_the_session_for_the_dialed_numbers_agent(e
         report = await caller.run(CallScript(utterances=[speech_like(400, seed=13)]))
         assert report.errors == [] and parked("parked") == parked_before
         assert echo.sessions[-1].query["model"] == "gpt-realtime-mini"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_telnyx_a_law_call_finds_its_session_configured_for_a_law(echo):
+    # The webhook configures the codec the carrier's answer names (TELNYX_CODEC), not the carrier's first.
+    key = Ed25519PrivateKey.generate()
+    gw, runner = await start_gateway(echo, "ga", TELNYX_PUBLIC_KEY=public_key_of(key), TELNYX_CODEC="PCMA",
+                                     WARM_UPSTREAM_SESSIONS="1")
+    try:
+        warm = gw.state.warm
+        assert warm is not None
+        await until(lambda: warm.pool.idle == 1)
+        claimed, mismatched = parked("claimed"), parked("mismatch")
+        caller = TelnyxCaller(gw.url, private_key=key, codec="PCMA")
+        report = await caller.run(CallScript(utterances=[speech_like(400, seed=14)]))
+        assert report.errors == []
+        assert parked("claimed") == claimed + 1 and parked("mismatch") == mismatched
+        (update,) = updates(echo.sessions[0])
+        assert update["session"]["audio"]["input"]["format"] == {"type": "audio/pcma"}
     finally:
         await runner.cleanup()

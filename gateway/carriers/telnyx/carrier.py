@@ -29,7 +29,7 @@ from gateway.carriers.telnyx import webhook
 from gateway.carriers.telnyx.rest import TelnyxRest
 from gateway.carriers.telnyx.settings import TelnyxSettings, load
 from gateway.carriers.telnyx.stream import TelnyxStream
-from gateway.core.codec import PCMA, PCMU
+from gateway.core.codec import PCMA, PCMU, Codec
 from gateway.core.events import StreamStart
 from gateway.env import Env, Secret
 
@@ -101,6 +101,10 @@ class TelnyxCarrier(Carrier):
 
     def stream_face(self) -> TelnyxStream:
         return TelnyxStream(self.settings.codec)
+
+    @property
+    def answer_codec(self) -> Codec:
+        return self.settings.codec  # TELNYX_CODEC: the codec its TeXML answers name
 
     # --- call control ------------------------------------------------------------------------------
 
