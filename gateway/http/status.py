@@ -95,6 +95,6 @@ def finished(state: GatewayState, record: OutboundCall, carrier: Carrier) -> Non
         started_at=dt.datetime.fromisoformat(record.created_at), duration_s=0.0, outcome=record.result,
         reason=f"the placed call ended {record.status}, with no media stream",
         stats=CallStats(), carrier_errors=0, mask_numbers=state.settings.call_report_mask_numbers,
-        outbound=record.describe())
+        agent=record.agent, outbound=record.describe())
     log.info("call_summary", **{k: v for k, v in summary.items() if k != "stream_sid"})
     state.reports.submit(summary)

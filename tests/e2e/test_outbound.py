@@ -180,6 +180,7 @@ async def test_a_call_not_answered_is_recorded_counted_and_summarised(echo, fake
     assert record["status"] == answer and record["result"] == result and not record["streamed"]
     assert record["live"] is None and record["duration_s"] == 0
     assert row["outcome"] == result and row["call_sid"] == placed["id"] and row["stream_sid"] is None
+    assert row["agent"] == "default"
     assert row["outbound"]["metadata"] == {"batch": "b1"} and row["outbound"]["to"].endswith("0100")
     assert TO not in orjson.dumps(row).decode()  # masked
     assert sample("gateway_outbound_calls_total", {"result": result}) == before + 1
