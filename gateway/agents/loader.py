@@ -116,10 +116,8 @@ class _Profiles:
         language = check.text(entry, "language", where, 20) or language
         if language and not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?", language):
             check.error(f"{where}.language", f"must be a language code such as en or pt-BR (got {language!r})")
-        noise = entry.get("noise_reduction", base.noise_reduction or "off")
-        if noise not in ("off", "near_field", "far_field"):
-            check.error(f"{where}.noise_reduction", f"must be one of off, near_field, far_field (got {noise!r})")
-            noise = "off"
+        noise = check.choice(entry, "noise_reduction", where, base.noise_reduction or "off",
+                             ("off", "near_field", "far_field"))
         tools = base.tools
         tools_file = check.text(entry, "tools_file", where, 1000)
         if tools_file:

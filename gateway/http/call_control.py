@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.agent_settings import Agent
-from gateway.agents.profile import Profile, Voicemail
+from gateway.agents.profile import Profile
 from gateway.carriers.base import DTMF_STREAM, CallControlUnavailable, Carrier, StreamFace
 from gateway.core.call import Call
 from gateway.core.events import Hangup, LeaveMessage, SendDigits, StreamStart
@@ -33,7 +33,6 @@ class CallControl:
     start: StreamStart | None
     agent: Agent
     profile: Profile | None
-    voicemail: Voicemail | None
     log: Any
     fallback: str | None
     outcome: str | None
@@ -184,7 +183,8 @@ class CallControl:
         self.log.info("answered_by_result", kind=kind, outbound_id=record.oid if record is not None else None)
         if self.start is None or self.ws.closed or self.aborted:
             return
-        await self.perform(self.call.answered_by(kind, self.voicemail, self.now()))
+        voicemail = self.profile.voicemail if self.profile is not None else None  # what a machine answer gets
+        await self.perform(self.call.answered_by(kind, voicemail, self.now()))
 
     async def hang_up_by_api(self) -> None:
         """DELETE /calls/{id} on a live call: the carrier ends it, then the stream is closed."""

@@ -20,7 +20,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.agent_settings import Agent
-from gateway.agents.profile import Voicemail
+from gateway.agents.profile import Profile
 from gateway.carriers.base import Carrier
 from gateway.core.call import Call
 from gateway.core.events import (
@@ -77,7 +77,7 @@ class MediaSession(CallControl, CallRecord):
         self.face = carrier.stream_face()
         self._audio_opcode = BINARY if carrier.capabilities.binary_audio else TEXT
         # The call's agent: the environment's until the stream's start names the profile (`choose_agent`).
-        self.profile = state.agents.route(None) if state.agents is not None else None
+        self.profile: Profile | None = None
         self.agent = state.settings.agent
         self.upstream = state.upstream
         self.call = self.new_call(self.agent)
@@ -99,7 +99,6 @@ class MediaSession(CallControl, CallRecord):
         self.started_wall = datetime.datetime.now(datetime.UTC)
         self.start: StreamStart | None = None
         self.token_valid = False  # the start carried this call's stream token
-        self.voicemail: Voicemail | None = None  # what a machine answer gets (the agent profile's), from the start
         self.log = log.bind(carrier=carrier.name)
         self._loop = asyncio.get_running_loop()
 
@@ -142,9 +141,10 @@ class MediaSession(CallControl, CallRecord):
                         continue
                     etype = type(event)
                     if etype is CallerAudio:
+                        now = loop.time() * 1000.0
                         if self.recorder is not None:
-                            self.recorder.caller(event.payload, loop.time() * 1000.0)
-                        actions = call.carrier_audio(event.payload, loop.time() * 1000.0)
+                            self.recorder.caller(event.payload, now)
+                        actions = call.carrier_audio(event.payload, now)
                         if actions:
                             await self.perform(actions)
                     elif etype is MarkPlayed:
@@ -215,8 +215,6 @@ class MediaSession(CallControl, CallRecord):
             self.end("carrier_error", "the stream's codec cannot be passed to the Realtime session")
             return False
         self.call.stream_started(start.codec, self.now())
-        if self.profile is not None:  # what a machine answer gets, when the carrier detects one
-            self.voicemail = self.profile.voicemail
         if start.parameters.get("amd") == "1":  # the carrier says later who answered: answered_by
             self.call.expect_answer(self.now())
         self.recorder = recorder_for(state.settings.recording, start.call_id, start.codec, self.now(),

@@ -178,13 +178,11 @@ def _http_tool(check: _Check, entry: Any, where: str, taken: set[str]) -> HttpTo
     timeout = check.number(entry, "timeout_s", where, DEFAULT_TIMEOUT_S, 0.1, 60.0)
     cap = check.number(entry, "max_response_bytes", where, DEFAULT_MAX_RESPONSE_BYTES, 1, 1024 * 1024)
     error = check.text(entry, "error_message", where) or DEFAULT_ERROR.format(name=name)
-    sensitive = entry.get("sensitive", False)
-    if not isinstance(sensitive, bool):
-        check.error(f"{where}.sensitive", f"must be true or false (got {sensitive!r})")
+    sensitive = check.flag(entry, "sensitive", where, False)
     if name is None or description is None or url is None:
         return None
     return HttpTool(name, description, parameters, method, url, placeholders, headers, timeout, int(cap), error,
-                    sensitive is True)
+                    sensitive)
 
 
 def _mcp_server(check: _Check, entry: Any, where: str, taken: set[str]) -> McpServer | None:
@@ -265,10 +263,8 @@ def _send_dtmf(check: _Check, value: Any) -> SendDtmfTool | None:
         return SendDtmfTool()
     if check.mapping(value, SEND_DTMF, ("description", "sensitive")) is None:
         return None
-    sensitive = value.get("sensitive", False)
-    if not isinstance(sensitive, bool):
-        check.error(f"{SEND_DTMF}.sensitive", f"must be true or false (got {sensitive!r})")
-    return SendDtmfTool(check.text(value, "description", SEND_DTMF) or SendDtmfTool.description, sensitive is True)
+    return SendDtmfTool(check.text(value, "description", SEND_DTMF) or SendDtmfTool.description,
+                        check.flag(value, "sensitive", SEND_DTMF, False))
 
 
 def _key(check: _Check, entry: dict[str, Any], name: str, default: str | None) -> str | None:
@@ -308,10 +304,8 @@ def _keypad(check: _Check, value: Any) -> kp.Keypad:
     longest = check.number(value, "max_digits", "dtmf", 32, 1, kp.MAX_DIGITS)
     if longest != int(longest):
         check.error("dtmf.max_digits", f"must be a whole number (got {longest:g})")
-    sensitive = value.get("sensitive", False)
-    if not isinstance(sensitive, bool):
-        check.error("dtmf.sensitive", f"must be true or false (got {sensitive!r})")
-    return kp.Keypad(mode, template, terminator, pause, int(longest), commit_key, sensitive is True)
+    return kp.Keypad(mode, template, terminator, pause, int(longest), commit_key,
+                     check.flag(value, "sensitive", "dtmf", False))
 
 
 def parse_tools(data: Any, environ: Mapping[str, str], *, source: str = "(inline)",
